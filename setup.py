@@ -1,0 +1,30 @@
+import re
+
+from setuptools import find_packages, setup
+
+with open("pyiqa/version.py") as f:
+    VERSION = re.search(r'__version__ = "([^"]+)"', f.read()).group(1)
+
+setup(
+    name="pyiqa-uniqa",
+    version=VERSION,
+    description="UniQA (unified image quality and aesthetics assessment) in a pyiqa-style framework",
+    packages=find_packages(include=["pyiqa", "pyiqa.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch",
+        "torchvision",
+        "open_clip_torch>=3.3,<4",
+        "pyyaml",
+        "numpy",
+        "scipy",
+        "pandas",
+        "pillow",
+        "tqdm",
+        "tensorboard",
+        "matplotlib",
+        "scikit-image",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["pyiqa-train=pyiqa.train:cli", "pyiqa-test=pyiqa.test:cli"]},
+)
