@@ -1,0 +1,234 @@
+"""Loading the frozen CLIP ViT that UniQA scores with.
+
+open_clip builds the network; this module only turns the files users actually have (the released
+``UniQA_weight.pt``, OpenAI CLIP state dicts, training checkpoints wrapping them) into a float32
+``open_clip.model.CLIP`` with QuickGELU, and resizes the positional embedding on its 2-D grid when the
+input size differs from the trained one. Nothing is ever downloaded.
+"""
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg, resize_pos_embed
+
+from ..utils.errors import CheckpointError, ConfigError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+
+# Architecture of OpenAI CLIP ViT-B/16, the backbone of UniQA (149,620,737 parameters).
+VIT_B_16_CONFIG: Dict[str, int] = dict(
+    embed_dim=512, vision_width=768, vision_layers=12, patch_size=16, image_size=224,
+    text_width=512, text_layers=12, context_length=77, vocab_size=49408)
+# Same structure, a few hundred times cheaper: for tests and smoke runs on CPU.
+TINY_CONFIG: Dict[str, int] = dict(
+    embed_dim=64, vision_width=64, vision_layers=2, patch_size=16, image_size=224,
+    text_width=64, text_layers=2, context_length=77, vocab_size=49408)
+RANDOM_CONFIGS = {"vit-b-16": VIT_B_16_CONFIG, "tiny": TINY_CONFIG}
+RANDOM_BACKBONES = {"random": "vit-b-16", "random-tiny": "tiny"}
+
+RANDOM_BACKBONE_WARNING = (
+    "!!! UniQA is running on a RANDOMLY INITIALISED CLIP backbone ('%s'). Random weights are NOT a "
+    "quality model: the scores it produces are NOT image quality. Use this only for tests and smoke "
+    "runs; pass the path of UniQA_weight.pt as `backbone` for real scores. !!!")
+
+# Keys every OpenAI-format ViT CLIP state dict has; named in errors when a file lacks them.
+REQUIRED_KEYS = ("visual.conv1.weight", "visual.class_embedding", "visual.positional_embedding",
+                 "visual.proj", "token_embedding.weight", "positional_embedding", "ln_final.weight",
+                 "text_projection", "logit_scale")
+# Integer metadata that OpenAI's files carry next to the tensors, and the text causal mask that
+# TorchScript archives store as a buffer: not weights, open_clip rebuilds them.
+META_KEYS = ("input_resolution", "context_length", "vocab_size", "attn_mask")
+WRAPPER_KEYS = ("model_state_dict", "state_dict")
+# OpenAI CLIP's head width: heads = width // 64 in both towers.
+HEAD_WIDTH = 64
+
+
+def _read_file(path: Path) -> object:
+    """torch.load with weights_only=True, turning every failure into a CheckpointError that says why."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except RuntimeError as err:
+        if "TorchScript" not in str(err):
+            raise CheckpointError(f"Cannot read CLIP checkpoint '{path}': the file is corrupt or "
+                                  f"truncated ({str(err).splitlines()[0]}). Copy it again.") from err
+    except Exception as err:  # UnpicklingError, EOFError, ...: torch raises several kinds here
+        msg = str(err)
+        if "Unsupported global" in msg:
+            found = re.search(r"GLOBAL (\S+)", msg)
+            raise CheckpointError(
+                f"CLIP checkpoint '{path}' holds pickled Python objects "
+                f"({found.group(1) if found else 'not plain tensors'}), so it cannot be loaded safely "
+                "with weights_only=True. If you trust its source, load it yourself with "
+                "torch.load(path, weights_only=False) and re-save only the CLIP state dict with "
+                "torch.save(state_dict, new_path).") from err
+        raise CheckpointError(f"Cannot read CLIP checkpoint '{path}': not a readable torch file, "
+                              f"corrupt or truncated ({type(err).__name__}). Copy it again.") from err
+    # OpenAI's original ViT-B-16.pt is a TorchScript archive; its state dict is what we need.
+    try:
+        return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except Exception as err:
+        raise CheckpointError(f"Cannot read TorchScript CLIP archive '{path}': {err}") from err
+
+
+def _unwrap(obj: object, path: Path) -> Dict[str, object]:
+    """Find the CLIP state dict inside a bare dict or a training checkpoint and drop key prefixes."""
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"CLIP checkpoint '{path}' holds a {type(obj).__name__}, expected a "
+                              "state dict (a mapping of parameter names to tensors).")
+    for key in WRAPPER_KEYS:
+        if key in obj and isinstance(obj[key], dict):
+            obj = obj[key]
+            break
+    sd = {}
+    for key, value in obj.items():
+        key = str(key)
+        while key.startswith("module."):  # DDP-trained files
+            key = key[len("module."):]
+        sd[key] = value
+    if "text.text_projection" in sd and "text_projection" not in sd:
+        # open_clip's CustomTextCLIP layout keeps the text tower under 'text.'
+        sd = {k[len("text."):] if k.startswith("text.") else k: v for k, v in sd.items()}
+    return sd
+
+
+def load_clip_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
+    """Read an OpenAI-format ViT CLIP state dict (e.g. UniQA_weight.pt) from ``path``.
+
+    Accepts a bare state dict or one wrapped in ``model_state_dict`` / ``state_dict``, keys with or
+    without ``module.`` prefixes, fp16 or fp32 tensors. Integer metadata entries are dropped; tensors
+    keep their stored dtype (``build_clip`` converts to float32).
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, or not a ViT CLIP state dict.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"No CLIP checkpoint file exists at '{path}'.")
+    sd = _unwrap(_read_file(path), path)
+    for key in META_KEYS:
+        sd.pop(key, None)
+    if any(k.startswith("visual.layer1") for k in sd):
+        raise CheckpointError(f"'{path}' is a ResNet CLIP ('visual.layer1...' keys): ResNet CLIPs are "
+                              "not supported, only ViT CLIPs (UniQA uses ViT-B/16).")
+    missing = [k for k in REQUIRED_KEYS if k not in sd]
+    if missing:
+        sample = ", ".join(list(sd)[:5]) or "none"
+        raise CheckpointError(
+            f"'{path}' is not an OpenAI-format ViT CLIP state dict: missing required keys {missing} "
+            f"(first keys found: {sample}).")
+    bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"'{path}' has non-tensor entries {bad[:5]} in its CLIP state dict.")
+    return sd
+
+
+def config_from_state_dict(sd: Dict[str, torch.Tensor]) -> Dict[str, int]:
+    """Read the architecture (same keys as VIT_B_16_CONFIG) off the tensor shapes of a state dict."""
+    patch = sd["visual.conv1.weight"].shape[-1]
+    grid = round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
+    return dict(
+        embed_dim=sd["text_projection"].shape[1],
+        vision_width=sd["visual.conv1.weight"].shape[0],
+        vision_layers=sum(1 for k in sd if k.startswith("visual.transformer.resblocks.")
+                          and k.endswith(".attn.in_proj_weight")),
+        patch_size=patch,
+        image_size=patch * grid,
+        text_width=sd["ln_final.weight"].shape[0],
+        text_layers=sum(1 for k in sd if k.startswith("transformer.resblocks.")
+                        and k.endswith(".attn.in_proj_weight")),
+        context_length=sd["positional_embedding"].shape[0],
+        vocab_size=sd["token_embedding.weight"].shape[0],
+    )
+
+
+def _make_clip(cfg: Dict[str, int], image_size: int) -> CLIP:
+    """An open_clip CLIP in OpenAI's layout (QuickGELU, float32) built at ``image_size``."""
+    if image_size % cfg["patch_size"]:
+        raise ConfigError(f"sample_size {image_size} must be a multiple of the CLIP patch size "
+                          f"{cfg['patch_size']}.")
+    vision = CLIPVisionCfg(layers=cfg["vision_layers"], width=cfg["vision_width"],
+                           head_width=HEAD_WIDTH, patch_size=cfg["patch_size"], image_size=image_size)
+    text = CLIPTextCfg(context_length=cfg["context_length"], vocab_size=cfg["vocab_size"],
+                       width=cfg["text_width"], heads=max(1, cfg["text_width"] // HEAD_WIDTH),
+                       layers=cfg["text_layers"])
+    return CLIP(cfg["embed_dim"], vision_cfg=vision, text_cfg=text, quick_gelu=True)
+
+
+def _random_clip(name: str, image_size: int, seed: int,
+                 tiny_config: Optional[Dict[str, int]] = None) -> CLIP:
+    """A randomly initialised CLIP; seeded without touching the global RNG."""
+    cfg = dict(RANDOM_CONFIGS[name])
+    if name == "tiny" and tiny_config:
+        cfg.update(tiny_config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _make_clip(cfg, image_size)
+
+
+def build_clip(backbone: PathLike, image_size: int = 224,
+               tiny_config: Optional[Dict[str, int]] = None, seed: int = 0) -> CLIP:
+    """Build the frozen-CLIP network of UniQA: float32, QuickGELU, eval mode.
+
+    Args:
+        backbone: path of UniQA_weight.pt (or any OpenAI-format ViT CLIP state dict), ``'random'``
+            (ViT-B/16 architecture, random weights) or ``'random-tiny'`` (tiny, for tests).
+        image_size: input size the model is built for; the positional embedding of a checkpoint
+            trained at another size is interpolated on its 2-D grid (class token kept).
+        tiny_config: overrides of TINY_CONFIG for ``'random-tiny'``.
+        seed: initialisation seed of the random backbones.
+    """
+    name = str(backbone)
+    if name in RANDOM_BACKBONES:
+        logger.warning(RANDOM_BACKBONE_WARNING, name)
+        return _random_clip(RANDOM_BACKBONES[name], image_size, seed, tiny_config).eval()
+    path = Path(name).expanduser()
+    if not path.is_file():
+        raise CheckpointError(
+            f"No file exists at backbone path '{name}'. CLIP weights cannot be downloaded here: pass "
+            "the path of UniQA_weight.pt (or of an OpenAI CLIP ViT .pt state dict), or 'random' for "
+            "an untrained backbone (tests only).")
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in load_clip_state_dict(path).items()}
+    cfg = config_from_state_dict(sd)
+    model = _make_clip(cfg, image_size)
+    if image_size != cfg["image_size"]:
+        logger.info("Resizing the CLIP positional embedding grid of '%s' from %d px to %d px",
+                    path, cfg["image_size"], image_size)
+        resize_pos_embed(sd, model)  # 2-D bicubic on the patch grid; class token row kept
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"CLIP state dict '{path}' does not fit the architecture read from its "
+                              f"own shapes: {err}") from err
+    logger.info("Loaded CLIP backbone '%s' (%s)", path, cfg)
+    return model.eval()
+
+
+def save_random_backbone(path: PathLike, config: str = "tiny", dtype: torch.dtype = torch.float16,
+                         seed: int = 0) -> Path:
+    """Write a random CLIP in the exact file format of UniQA_weight.pt (OpenAI keys, metadata ints).
+
+    Lets tests and demos exercise the real loading path without the 300 MB download.
+    """
+    if config not in RANDOM_CONFIGS:
+        raise ConfigError(f"Unknown random backbone config '{config}'; valid: {sorted(RANDOM_CONFIGS)}")
+    cfg = RANDOM_CONFIGS[config]
+    model = _random_clip(config, cfg["image_size"], seed)
+    sd: Dict[str, object] = {k: v.to(dtype) for k, v in model.state_dict().items()}
+    sd.update(input_resolution=cfg["image_size"], context_length=cfg["context_length"],
+              vocab_size=cfg["vocab_size"])
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(sd, path)
+    return path
+
+
+def count_parameters(model: torch.nn.Module) -> Tuple[int, int]:
+    """(all parameters, trainable parameters) of ``model``."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)

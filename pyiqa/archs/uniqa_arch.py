@@ -1,0 +1,356 @@
+"""UniQA (arXiv 2406.01069): a frozen CLIP ViT-B/16, a small residual adapter and five learnable score
+levels. Variants of the authors' release (single cue, multi-cue, AIGC) are rows of ``VARIANTS``.
+
+Score of one crop: f = CLIP image embedding, f' = f + adapter(f), p = softmax over the five prompts
+of each group of exp(logit_scale) * cos(f', t), group score = sum_k p_k * s_k, score = mean over groups.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import open_clip
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..utils.errors import CheckpointError, ConfigError
+from ..utils.registry import ARCH_REGISTRY, closest
+from .clip_backbone import build_clip
+
+logger = logging.getLogger(__name__)
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# Five prompts per group, ordered low to high quality so they line up with the score levels.
+PROMPT_GROUPS: Dict[str, Tuple[str, ...]] = {
+    "quality": ("bad image", "poor image", "fair image", "good image", "perfect image"),
+    "blur": ("extremely blurry image", "blurry image", "fair image", "sharp image",
+             "extremely sharp image"),
+    "noise": ("extremely noisy image", "noisy image", "fair image", "noise-free image",
+              "extremely noise-free image"),
+    "lowhigh": ("extremely low-quality image", "low-quality image", "fair image",
+                "high-quality image", "extremely high-quality image"),
+    "content": ("bad content", "poor content", "fair content", "good content", "perfect content"),
+}
+
+# Class names of the authors' release -> constructor options, so their YAMLs build this class.
+VARIANTS: Dict[str, Dict[str, Any]] = {
+    "UniQA_Adapter_Patchtest": {"prompts": ["quality"]},
+    "UniQA_Adapter_Patchtest_PromptEs": {"prompts": ["quality", "blur", "noise", "lowhigh"]},
+    "UniQA_Adapter_Patchtest_PromptEs_AGIQA": {"prompts": ["quality", "content"]},
+}
+
+# random10: seeded per image (reproducible); random10-global: the release's global-RNG draw.
+TEST_CROPS = ("random10", "random10-global", "grid", "center", "five")
+NUM_LEVELS = 5
+
+ImageBatch = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+class Adapter(nn.Module):
+    """Bias-free bottleneck D -> hidden -> D with ReLUs; keys ``fc.0.weight``, ``fc.2.weight``."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(inplace=True),
+                                nn.Linear(hidden, dim, bias=False), nn.ReLU(inplace=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(x)
+
+
+@ARCH_REGISTRY.register()
+class UniQA(nn.Module):
+    """UniQA quality model: frozen CLIP + adapter + learnable levels.
+
+    Args:
+        backbone: path of UniQA_weight.pt (OpenAI-format CLIP state dict), 'random' or 'random-tiny'.
+        prompts: names of PROMPT_GROUPS to ensemble (mean of the group scores).
+        use_adapter: False gives the zero-shot model (f' = f).
+        embedding_dim: hidden width of the adapter bottleneck (in/out width = CLIP embed dim).
+        learnable_levels: train the score levels (else a fixed buffer).
+        score_levels: initial levels, low to high.
+        sample_size: crop size fed to CLIP; the positional embedding is resized to it.
+        pos_embedding: False only warns (the release silently dropped the embedding then).
+        drop_pos_embedding: with pos_embedding=False, really zero the embedding as the release did.
+        test_crop: eval-mode crops, one of TEST_CROPS.
+        num_crops: crops per image for 'random10', 'random10-global' and 'grid'.
+        crop_seed: seed of 'random10'.
+    """
+
+    legacy_options = {
+        "model_type": "the release's model tag; the architecture is always UniQA",
+        "pretrained": "the CLIP always comes from `backbone`; nothing is downloaded",
+        "clip_finetune": "the CLIP is always frozen; only adapter and score levels train",
+    }
+
+    def __init__(self, backbone: str = "random", prompts: Sequence[str] = ("quality",),
+                 use_adapter: bool = True, embedding_dim: int = 256, learnable_levels: bool = True,
+                 score_levels: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0), sample_size: int = 224,
+                 pos_embedding: bool = True, drop_pos_embedding: bool = False,
+                 test_crop: str = "random10", num_crops: int = 10, crop_seed: int = 0):
+        super().__init__()
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        self._check_options(prompts, score_levels, test_crop, num_crops, pos_embedding,
+                            drop_pos_embedding)
+        self._arch_options = dict(
+            backbone=str(backbone), prompts=prompts, use_adapter=use_adapter,
+            embedding_dim=embedding_dim, learnable_levels=learnable_levels,
+            score_levels=[float(s) for s in score_levels], sample_size=sample_size,
+            pos_embedding=pos_embedding, drop_pos_embedding=drop_pos_embedding,
+            test_crop=test_crop, num_crops=num_crops, crop_seed=crop_seed)
+        self.prompts = prompts
+        self.sample_size = sample_size
+        self.test_crop = test_crop
+        self.num_crops = num_crops
+        self.crop_seed = crop_seed
+
+        self.clip = build_clip(backbone, image_size=sample_size)
+        self.clip.requires_grad_(False)
+        self.clip.eval()
+        if not pos_embedding:
+            self._handle_pos_embedding(drop_pos_embedding)
+
+        dim = self.clip.visual.proj.shape[1]  # joint embedding width D (512 for ViT-B/16)
+        self.adapter: Optional[Adapter] = Adapter(dim, embedding_dim) if use_adapter else None
+        levels = torch.tensor([float(s) for s in score_levels])
+        if learnable_levels:
+            self.score_level = nn.Parameter(levels)
+        else:
+            self.register_buffer("score_level", levels)
+        self.register_buffer("mean", torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1), persistent=False)
+
+        texts = [p for group in prompts for p in PROMPT_GROUPS[group]]
+        tokens = open_clip.tokenize(texts, context_length=self.clip.context_length)  # (G*5, 77)
+        self.register_buffer("prompt_tokens", tokens, persistent=False)
+        self.register_buffer("text_features", torch.empty(0), persistent=False)
+        self.refresh_text_features()
+
+    @staticmethod
+    def _check_options(prompts: List[str], score_levels: Sequence[float], test_crop: str,
+                       num_crops: int, pos_embedding: bool, drop_pos_embedding: bool) -> None:
+        if not prompts:
+            raise ConfigError(f"'prompts' is empty; choose from {sorted(PROMPT_GROUPS)}")
+        for group in prompts:
+            if group not in PROMPT_GROUPS:
+                raise ConfigError(f"Unknown prompt group '{group}'.{closest(group, PROMPT_GROUPS)} "
+                                  f"Valid groups: {sorted(PROMPT_GROUPS)}")
+        if len(score_levels) != NUM_LEVELS:
+            raise ConfigError(f"'score_levels' needs {NUM_LEVELS} values (one per prompt), "
+                              f"got {list(score_levels)}")
+        if test_crop not in TEST_CROPS:
+            raise ConfigError(f"Unknown test_crop '{test_crop}'.{closest(test_crop, TEST_CROPS)} "
+                              f"Valid values: {list(TEST_CROPS)}")
+        if not isinstance(num_crops, int) or num_crops < 1:
+            raise ConfigError(f"'num_crops' must be a positive integer, got {num_crops!r}")
+        if drop_pos_embedding and pos_embedding:
+            raise ConfigError("'drop_pos_embedding: true' only applies with 'pos_embedding: false' "
+                              "(it reproduces the release's dropped positional embedding).")
+
+    def _handle_pos_embedding(self, drop: bool) -> None:
+        if not drop:
+            logger.warning(
+                "pos_embedding=False: the authors' release silently dropped CLIP's positional "
+                "embedding with this setting; it is KEPT here. Set drop_pos_embedding=True as well "
+                "to reproduce the release exactly.")
+            return
+        logger.warning("drop_pos_embedding=True: zeroing CLIP's positional embedding to reproduce the "
+                       "release (image features lose all spatial position information).")
+        with torch.no_grad():
+            self.clip.visual.positional_embedding.zero_()  # adding zeros == not adding it
+
+    @property
+    def arch_options(self) -> Dict[str, Any]:
+        """Constructor arguments; ``UniQA(**arch_options)`` rebuilds this model."""
+        return {k: list(v) if isinstance(v, list) else v for k, v in self._arch_options.items()}
+
+    @torch.no_grad()
+    def refresh_text_features(self) -> None:
+        """Encode the prompts with the frozen text tower; call again if the text tower changes."""
+        feats = self.clip.encode_text(self.prompt_tokens)  # (G*5, D)
+        self.text_features = F.normalize(feats.float(), dim=-1)
+
+    def train(self, mode: bool = True) -> "UniQA":
+        """Switch adapter/levels; the frozen CLIP always stays in eval mode."""
+        super().train(mode)
+        self.clip.eval()
+        return self
+
+    # ------------------------------------------------------------------ scoring
+    def group_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-group scores of crops ``x`` (N, 3, S, S) in [0, 1] -> (N, G)."""
+        x = (x.float() - self.mean.float()) / self.std.float()
+        f = self.clip.encode_image(x.to(self.clip.visual.conv1.weight.dtype)).float()  # (N, D)
+        if self.adapter is not None:
+            a = self.adapter(f.to(self.adapter.fc[0].weight.dtype)).float()
+            f = f + a  # unscaled residual
+        f = F.normalize(f, dim=-1)
+        t = self.text_features.float()  # (G*5, D), already unit norm
+        logits = self.clip.logit_scale.float().exp() * f @ t.t()  # (N, G*5)
+        probs = logits.view(f.shape[0], -1, NUM_LEVELS).softmax(dim=-1)  # (N, G, 5)
+        return (probs * self.score_level.float()).sum(dim=-1)  # (N, G)
+
+    def forward_crops(self, x: torch.Tensor) -> torch.Tensor:
+        """Score crops ``x`` (N, 3, S, S) in [0, 1] -> (N, 1); mean over prompt groups."""
+        return self.group_scores(x).mean(dim=-1, keepdim=True)
+
+    def forward(self, x: ImageBatch) -> torch.Tensor:
+        """Training: ``x`` are crops (N, 3, S, S). Eval: full images, a (N, 3, H, W) tensor or a list
+        of (3, H, W) tensors of any sizes, scored by averaging test crops. Returns (N, 1)."""
+        if self.training:
+            if not torch.is_tensor(x) or x.dim() != 4 or x.shape[-2:] != (self.sample_size,) * 2:
+                shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+                raise ValueError(f"In training mode UniQA expects crops (N, 3, {self.sample_size}, "
+                                 f"{self.sample_size}), got {shape}; crop in the data pipeline.")
+            return self.forward_crops(x)
+        groups = self._image_groups(x)
+        crops, counts = [], []
+        for g in groups:  # g: (B, 3, H, W), all images of one size
+            positions = self.crop_positions(g.shape[-2], g.shape[-1])
+            s = self.sample_size
+            crops.extend(g[:, :, i:i + s, j:j + s] for i, j in positions)  # K x (B, 3, S, S)
+            counts.append((len(positions), g.shape[0]))
+        scores = self.forward_crops(torch.cat(crops))  # (sum K*B, 1), crop-major per group
+        per_image = [chunk.view(k, b).mean(dim=0)
+                     for chunk, (k, b) in zip(scores.split([k * b for k, b in counts]), counts)]
+        return torch.cat(per_image).unsqueeze(-1)  # (N, 1)
+
+    # ------------------------------------------------------------------ test-time crops
+    def _image_groups(self, x: ImageBatch) -> List[torch.Tensor]:
+        """Batches of same-size images, each upscaled so its shorter side is at least S."""
+        if torch.is_tensor(x):
+            if x.dim() != 4 or x.shape[1] != 3:
+                raise ValueError(f"UniQA expects RGB images (N, 3, H, W), got {tuple(x.shape)}")
+            groups = [x]
+        else:
+            groups = []
+            for k, img in enumerate(x):
+                if not torch.is_tensor(img) or img.dim() != 3 or img.shape[0] != 3:
+                    shape = tuple(img.shape) if torch.is_tensor(img) else type(img).__name__
+                    raise ValueError(f"Image {k} of the list must be (3, H, W), got {shape}")
+                groups.append(img.unsqueeze(0))
+            if not groups:
+                raise ValueError("UniQA got an empty list of images")
+        return [self._upscale(g) for g in groups]
+
+    def _upscale(self, x: torch.Tensor) -> torch.Tensor:
+        """Bicubic resize keeping the aspect ratio so the shorter side is S (only if smaller)."""
+        h, w = x.shape[-2:]
+        s = self.sample_size
+        if min(h, w) >= s:
+            return x
+        scale = s / min(h, w)
+        size = (max(s, round(h * scale)), max(s, round(w * scale)))
+        x = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
+        return x.clamp(0.0, 1.0)  # bicubic overshoots the [0, 1] range
+
+    def crop_positions(self, h: int, w: int) -> List[Tuple[int, int]]:
+        """(top, left) of each test crop of an h x w image (h, w >= S), per ``test_crop``."""
+        s = self.sample_size
+        mh, mw = h - s, w - s  # largest valid top / left
+        if self.test_crop == "center":
+            return [(mh // 2, mw // 2)]
+        if self.test_crop == "five":
+            return [(mh // 2, mw // 2), (0, 0), (0, mw), (mh, 0), (mh, mw)]
+        if self.test_crop == "grid":
+            return _grid_positions(mh, mw, self.num_crops)
+        # The release draws top then left per crop with torch.randint; 'random10' makes the same draws
+        # from a generator reseeded for every image, so a score depends only on the image.
+        gen = None
+        if self.test_crop == "random10":
+            gen = torch.Generator().manual_seed(self.crop_seed)
+        positions = []
+        for _ in range(self.num_crops):
+            i = torch.randint(0, mh + 1, size=(1,), generator=gen).item()
+            j = torch.randint(0, mw + 1, size=(1,), generator=gen).item()
+            positions.append((int(i), int(j)))
+        return positions
+
+    # ------------------------------------------------------------------ checkpoints
+    def trainable_state_dict(self) -> Dict[str, torch.Tensor]:
+        """The tensors a checkpoint saves: adapter weights and score levels (never the frozen CLIP)."""
+        sd: Dict[str, torch.Tensor] = {}
+        if self.adapter is not None:
+            sd.update({f"adapter.{k}": v.detach() for k, v in self.adapter.state_dict().items()})
+        sd["score_level"] = self.score_level.detach()
+        return sd
+
+    def load_trainable_state_dict(self, state_dict: Dict[str, Any],
+                                  strict: bool = True) -> Tuple[List[str], List[str]]:
+        """Load adapter + levels from our dict or the release's ``{'params': {...}}``.
+
+        Returns (missing, unexpected) keys (both empty when strict). Raises CheckpointError on any
+        mismatch when strict, and on shape mismatches always.
+        """
+        if isinstance(state_dict, dict) and isinstance(state_dict.get("params"), dict):
+            state_dict = state_dict["params"]
+        sd = {}
+        for key, value in state_dict.items():
+            while key.startswith("module."):
+                key = key[len("module."):]
+            sd[key] = value
+        own = self.trainable_state_dict()
+        missing = sorted(set(own) - set(sd))
+        unexpected = sorted(set(sd) - set(own))
+        shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
+                  for k in own if k in sd and tuple(sd[k].shape) != tuple(own[k].shape)]
+        if shapes or (strict and (missing or unexpected)):
+            hint = (" (keys under 'clip.' suggest a full module state_dict; the frozen CLIP comes from "
+                    "`backbone`, save trainable_state_dict() instead)"
+                    if any(k.startswith("clip.") for k in unexpected) else "")
+            raise CheckpointError(
+                f"UniQA trainable weights do not fit this model (prompts={self.prompts}, "
+                f"adapter={'on' if self.adapter is not None else 'off'}): missing keys {missing}, "
+                f"unexpected keys {unexpected[:10]}{'...' if len(unexpected) > 10 else ''}, "
+                f"shape mismatches {shapes}{hint}")
+        with torch.no_grad():
+            for key in own:
+                if key in sd:
+                    own[key].copy_(torch.as_tensor(sd[key]).to(own[key]))
+        return missing, unexpected
+
+
+def _grid_positions(mh: int, mw: int, n: int) -> List[Tuple[int, int]]:
+    """``n`` (top, left) positions spread evenly over [0, mh] x [0, mw] in a near-square grid.
+
+    Uses rows x cols = n exactly when n factors with cols <= 3 rows (10 -> 2 x 5); otherwise the
+    smallest near-square grid with >= n cells, thinned to n evenly spaced cells. The longer image
+    side gets the larger count.
+    """
+    rows = max(r for r in range(1, int(math.isqrt(n)) + 1) if n % r == 0)
+    cols = n // rows
+    if cols > 3 * rows:
+        rows = max(1, math.isqrt(n))
+        cols = math.ceil(n / rows)
+    if mh > mw:
+        rows, cols = cols, rows
+    cells = [(t, l) for t in _spread(mh, rows) for l in _spread(mw, cols)]
+    if len(cells) > n:
+        keep = torch.linspace(0, len(cells) - 1, n).round().long().tolist()
+        cells = [cells[k] for k in keep]
+    return cells
+
+
+def _spread(m: int, k: int) -> List[int]:
+    """``k`` offsets evenly spaced over [0, m]; a single one is centred."""
+    if k == 1:
+        return [m // 2]
+    return torch.linspace(0, m, k).round().long().tolist()
+
+
+def _register_variants() -> None:
+    """Register the release's class names as UniQA with their prompt groups preset."""
+    for name, options in VARIANTS.items():
+        variant = functools.partial(UniQA, **options)
+        variant.legacy_options = UniQA.legacy_options
+        variant.__module__ = __name__
+        variant.__doc__ = f"UniQA with {options} (class name of the authors' release)."
+        ARCH_REGISTRY.register(variant, name=name)
+
+
+_register_variants()

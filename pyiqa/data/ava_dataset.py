@@ -1,0 +1,73 @@
+"""AVA aesthetics: MOS = mean vote (1-10) plus the ten-bin vote histogram.
+
+Meta CSV columns: image name, MOS, ten vote counts (votes for score 1..10), ``official_split``
+(0 train, 1 val, 2 test; used when neither split_file nor split_column is given).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+
+from ..utils.errors import DataError
+from ..utils.registry import DATASET_REGISTRY
+from .general_nr_dataset import GeneralNRDataset
+from .meta_info import Split, numeric_columns
+
+logger = logging.getLogger(__name__)
+
+NUM_BINS = 10
+OFFICIAL_SPLIT_COLUMN = "official_split"
+OFFICIAL_SPLIT_CODES = {0: "train", 1: "val", 2: "test"}
+
+
+@DATASET_REGISTRY.register()
+class AVADataset(GeneralNRDataset):
+    """AVA items add ``vote_dist``: float32 (10,), the vote histogram normalised to sum 1.
+
+    Rows whose ten vote counts are all zero have no distribution and raise DataError (naming the row)
+    when they are selected for the phase.
+    """
+
+    def _vote_columns(self) -> List[str]:
+        columns = list(self.table.columns)
+        if len(columns) < 2 + NUM_BINS:
+            raise DataError(f"AVA meta CSV '{self.meta_info_file}' needs columns: image name, MOS, "
+                            f"{NUM_BINS} vote counts; found {columns}")
+        return columns[2:2 + NUM_BINS]
+
+    def _default_split(self) -> Optional[Split]:
+        if OFFICIAL_SPLIT_COLUMN not in self.table.columns:
+            raise DataError(f"AVA meta CSV '{self.meta_info_file}' has no '{OFFICIAL_SPLIT_COLUMN}' "
+                            f"column and no split_file/split_column was given; columns: "
+                            f"{list(self.table.columns)}")
+        codes = numeric_columns(self.table, [OFFICIAL_SPLIT_COLUMN], self.meta_info_file)
+        codes = codes[OFFICIAL_SPLIT_COLUMN].to_numpy()
+        bad = np.flatnonzero(~np.isin(codes, list(OFFICIAL_SPLIT_CODES)))
+        if bad.size:
+            row = int(bad[0])
+            raise DataError(f"AVA meta CSV '{self.meta_info_file}': row {self.csv_row(row)} has "
+                            f"{OFFICIAL_SPLIT_COLUMN}={codes[row]:g}; "
+                            f"expected 0 (train), 1 (val) or 2 (test)")
+        return {name: np.flatnonzero(codes == code).tolist() for code, name in OFFICIAL_SPLIT_CODES.items()}
+
+    def _validate_rows(self, rows: List[int]) -> None:
+        votes = numeric_columns(self.table, self._vote_columns(), self.meta_info_file).to_numpy()
+        if (votes < 0).any():
+            row = int(np.flatnonzero((votes < 0).any(axis=1))[0])
+            raise DataError(f"AVA meta CSV '{self.meta_info_file}': row {self.csv_row(row)} "
+                            f"(line {self.csv_row(row) + 2}) has a negative vote count")
+        totals = votes.sum(axis=1)
+        selected = np.asarray(rows, dtype=np.int64)
+        empty = selected[totals[selected] == 0]
+        if empty.size:
+            row = int(empty[0])
+            raise DataError(f"AVA meta CSV '{self.meta_info_file}': row {self.csv_row(row)} "
+                            f"(line {self.csv_row(row) + 2}, image '{self.table.iat[row, 0]}') has all "
+                            f"{NUM_BINS} vote counts zero ({empty.size} such row(s) selected)")
+        self.vote_dist = (votes / np.maximum(totals, 1)[:, None]).astype(np.float32)
+
+    def _extra_item(self, row: int) -> Dict[str, Any]:
+        return {"vote_dist": torch.from_numpy(self.vote_dist[row].copy())}

@@ -1,0 +1,223 @@
+"""No-reference IQA datasets: an image folder + a meta_info CSV (+ an optional split).
+
+Every YAML ``datasets.<phase>`` section is passed whole to the constructor, so the signature below *is*
+the list of valid options (the registry rejects anything else with the closest valid name).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..utils.errors import ConfigError, DataError
+from ..utils.registry import DATASET_REGISTRY
+from .image_io import load_image, to_tensor
+from .meta_info import SPLIT_NAMES, Split, check_rows, read_meta_info, read_split_pickle, split_from_column
+from .transforms import RANDOM_KEYS, build_transform
+
+logger = logging.getLogger(__name__)
+
+PHASES = ("train", "val", "test")
+
+
+@DATASET_REGISTRY.register()
+class GeneralNRDataset(Dataset):
+    """Images with one MOS each, selected by phase from a split pickle or a split column.
+
+    Items are dicts: ``img`` float32 (3, H, W) in [0, img_range], ``mos_label`` float32 (1,) (mapped to
+    [0, 1], higher = better, when ``mos_normalize``), ``img_path`` str.
+
+    Args:
+        name: dataset name for logs.
+        dataroot_target: folder the CSV's image names are relative to.
+        meta_info_file: meta_info CSV (column 0 image name, column 1 MOS).
+        phase: 'train', 'val' or 'test'; picks the split list.
+        split_file: split pickle ``{index: {'train': rows, 'val': rows, 'test': rows}}``.
+        split_index: which split of ``split_file`` (1..10 by convention).
+        split_column: alternative to ``split_file``: a CSV column holding train/val/test per row.
+        mos_range: [lo, hi] of the MOS scale; required by ``mos_normalize``.
+        lower_better: the MOS is a distortion score (e.g. DMOS); flipped when normalising.
+        mos_normalize: map MOS to [0, 1] with ``mos_range`` (1 = best).
+        augment: transform options, see ``pyiqa.data.transforms.build_transform``.
+        img_range: images are scaled to [0, img_range].
+        use_shuffle, num_worker_per_gpu, batch_size_per_gpu: read by ``build_dataloader``.
+        dataset_enlarge_ratio: repeat the image list this many times (longer epochs on small sets).
+    """
+
+    legacy_options = {
+        "prefetch_mode": "data is prefetched by DataLoader workers",
+        "num_prefetch_queue": "data is prefetched by DataLoader workers (see num_worker_per_gpu)",
+    }
+    #: Leading meta CSV rows that are not part of the dataset; split indices count rows after them.
+    skip_rows = 0
+
+    def __init__(self, name: str, dataroot_target: str, meta_info_file: str, phase: str = "train",
+                 split_file: Optional[str] = None, split_index: int = 1, split_column: Optional[str] = None,
+                 mos_range: Optional[Sequence[float]] = None, lower_better: bool = False,
+                 mos_normalize: bool = False, augment: Optional[Dict[str, Any]] = None,
+                 img_range: float = 1.0, use_shuffle: bool = True, num_worker_per_gpu: int = 0,
+                 batch_size_per_gpu: int = 1, dataset_enlarge_ratio: int = 1):
+        super().__init__()
+        where = f"datasets.{phase}"
+        if phase not in PHASES:
+            raise ConfigError(f"Dataset '{name}': phase must be one of {list(PHASES)}, got {phase!r}")
+        if split_file is not None and split_column is not None:
+            raise ConfigError(f"'{where}': give split_file or split_column, not both")
+        if not isinstance(dataset_enlarge_ratio, int) or dataset_enlarge_ratio < 1:
+            raise ConfigError(f"'{where}.dataset_enlarge_ratio' must be an int >= 1, "
+                              f"got {dataset_enlarge_ratio!r}")
+        if not isinstance(img_range, (int, float)) or img_range <= 0:
+            raise ConfigError(f"'{where}.img_range' must be a positive number, got {img_range!r}")
+        self.name, self.phase = name, phase
+        self.dataroot = Path(dataroot_target)
+        self.meta_info_file = Path(meta_info_file)
+        self.mos_range = _check_mos_range(mos_range, mos_normalize, where)
+        self.lower_better, self.mos_normalize = bool(lower_better), bool(mos_normalize)
+        self.img_range = float(img_range)
+        self.use_shuffle, self.num_worker_per_gpu = use_shuffle, num_worker_per_gpu
+        self.batch_size_per_gpu, self.dataset_enlarge_ratio = batch_size_per_gpu, dataset_enlarge_ratio
+
+        table = read_meta_info(self.meta_info_file)
+        if len(table) <= self.skip_rows:
+            raise DataError(f"Meta info CSV '{self.meta_info_file}' has {len(table)} rows; "
+                            f"{type(self).__name__} drops the first {self.skip_rows}")
+        # Dataset row r is CSV row r + skip_rows; split indices count dataset rows.
+        self.table = table.iloc[self.skip_rows:].reset_index(drop=True)
+        self.split_source, rows = self._select_rows(split_file, split_index, split_column)
+        self._validate_rows(rows)
+        self.rows: List[int] = rows * dataset_enlarge_ratio
+        mos = self.table.iloc[rows, 1].to_numpy(dtype=np.float64)
+        self.labels = {r: np.float32(v) for r, v in zip(rows, self._to_label(mos))}
+        self._warn_out_of_range(mos)
+
+        if augment and phase != "train" and any(k in augment for k in RANDOM_KEYS):
+            logger.warning("%s: random augmentation %s in phase '%s' makes evaluation non-deterministic",
+                           name, [k for k in augment if k in RANDOM_KEYS], phase)
+        self.transform = build_transform(augment, f"{where}.augment")
+        logger.info(self.describe())
+
+    # --- split selection -------------------------------------------------------------------------
+    def _select_rows(self, split_file: Optional[str], split_index: int,
+                     split_column: Optional[str]) -> Tuple[str, List[int]]:
+        """Return (description of the split source, dataset rows for this phase)."""
+        num_rows = len(self.table)
+        if split_file is not None:
+            split = read_split_pickle(split_file, split_index)
+            source = f"split file '{split_file}', split {split_index}"
+        elif split_column is not None:
+            split = split_from_column(self.table, split_column, self.meta_info_file)
+            source = f"split column '{split_column}'"
+        else:
+            split = self._default_split()
+            if split is None:
+                logger.info("%s: no split_file/split_column given: phase '%s' uses all %d rows",
+                            self.name, self.phase, num_rows)
+                return "all rows", list(range(num_rows))
+            source = "official split"
+        for part in SPLIT_NAMES:
+            check_rows(split[part], num_rows, f"{source}, '{part}'")
+        part = self.phase
+        if part == "val" and not split["val"] and split["test"]:
+            logger.warning("%s: the %s has no 'val' rows: validation runs on the TEST split (release "
+                           "protocol), so the best-checkpoint score is not an unbiased test estimate",
+                           self.name, source)
+            part = "test"
+        if not split[part]:
+            raise DataError(f"{self.name}: {source} has no '{part}' rows "
+                            f"(sizes: { {k: len(v) for k, v in split.items()} })")
+        return f"{source}, '{part}'", list(split[part])
+
+    def _default_split(self) -> Optional[Split]:
+        """Split used when no split_file/split_column is given; None means 'all rows'."""
+        return None
+
+    def _validate_rows(self, rows: List[int]) -> None:
+        """Hook for subclasses to check the selected rows' extra columns at construction time."""
+
+    # --- labels ----------------------------------------------------------------------------------
+    def _to_label(self, mos: np.ndarray) -> np.ndarray:
+        if not self.mos_normalize:
+            return mos
+        lo, hi = self.mos_range
+        norm = (mos - lo) / (hi - lo)
+        return 1.0 - norm if self.lower_better else norm
+
+    def _warn_out_of_range(self, mos: np.ndarray) -> None:
+        if self.mos_range is None or mos.size == 0:
+            return
+        lo, hi = self.mos_range
+        outside = int(((mos < lo) | (mos > hi)).sum())
+        if outside:
+            logger.warning("%s: %d MOS value(s) outside mos_range [%g, %g] (observed [%g, %g])",
+                           self.name, outside, lo, hi, mos.min(), mos.max())
+
+    # --- items -----------------------------------------------------------------------------------
+    def csv_row(self, row: int) -> int:
+        """Meta CSV data row (0-based, header excluded) of dataset row ``row``."""
+        return row + self.skip_rows
+
+    def image_path(self, row: int) -> Path:
+        return self.dataroot / str(self.table.iat[row, 0])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> Dict[str, Any]:
+        row = self.rows[index]
+        path = self.image_path(row)
+        try:
+            img = load_image(path)
+        except DataError as exc:
+            csv_row = self.csv_row(row)
+            raise DataError(f"{self.name}: meta CSV '{self.meta_info_file}' row {csv_row} "
+                            f"(line {csv_row + 2}): {exc}") from exc
+        img_tensor = to_tensor(self.transform(img))
+        if self.img_range != 1.0:
+            img_tensor = img_tensor * self.img_range
+        item = {"img": img_tensor,
+                "mos_label": torch.tensor([self.labels[row]], dtype=torch.float32),
+                "img_path": str(path)}
+        item.update(self._extra_item(row))
+        return item
+
+    def _extra_item(self, row: int) -> Dict[str, Any]:
+        """Hook for subclasses to add keys to an item."""
+        return {}
+
+    def describe(self) -> str:
+        """One line for logs: class, name, phase, number of images and where they came from."""
+        unique = len(self.rows) // self.dataset_enlarge_ratio
+        enlarge = f" x{self.dataset_enlarge_ratio} = {len(self.rows)} items" \
+            if self.dataset_enlarge_ratio > 1 else ""
+        label = "normalised MOS in [0, 1]" if self.mos_normalize else "raw MOS"
+        return (f"{type(self).__name__}('{self.name}', phase={self.phase}): {unique} images{enlarge} "
+                f"from {self.split_source}; {label}; root '{self.dataroot}'")
+
+    def __repr__(self) -> str:
+        return self.describe()
+
+
+def _check_mos_range(mos_range: Any, mos_normalize: bool, where: str) -> Optional[tuple]:
+    if mos_range is None:
+        if mos_normalize:
+            raise ConfigError(f"'{where}.mos_normalize' needs '{where}.mos_range: [lo, hi]' "
+                              f"(e.g. [0, 100] for KonIQ/LIVEC)")
+        return None
+    ok = (isinstance(mos_range, (list, tuple)) and len(mos_range) == 2
+          and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in mos_range)
+          and mos_range[0] < mos_range[1])
+    if not ok:
+        raise ConfigError(f"'{where}.mos_range' must be [lo, hi] with lo < hi, got {mos_range!r}")
+    return float(mos_range[0]), float(mos_range[1])
+
+
+@DATASET_REGISTRY.register()
+class LIVEChallengeDataset(GeneralNRDataset):
+    """LIVE Challenge (CLIVE): the meta CSV's first 7 rows are the 7 'training' images, which are not
+    part of the 1,162-image benchmark; they are dropped *before* split indices are applied."""
+
+    skip_rows = 7

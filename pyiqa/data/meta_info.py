@@ -1,0 +1,156 @@
+"""Read pyiqa meta_info CSVs and train/val/test splits, failing with messages that locate the problem.
+
+Meta CSV: a header line, then one row per image; column 0 = image path relative to the dataset folder,
+column 1 = MOS, further columns free (split columns, vote counts, ...). "Row i" in this module is the
+0-based data row (the index split pickles use); the file line is i + 2.
+
+Split pickle: ``{split_index: {'train': [row, ...], 'val': [...], 'test': [...]}}``. It is unpickled,
+so only load split files you trust (the same holds for every pyiqa split file).
+"""
+from __future__ import annotations
+
+import logging
+import pickle
+from pathlib import Path
+from typing import Dict, List, Sequence, Union
+
+import pandas as pd
+
+from ..utils.errors import DataError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+SPLIT_NAMES = ("train", "val", "test")
+Split = Dict[str, List[int]]
+
+
+def read_meta_info(path: PathLike) -> pd.DataFrame:
+    """Load a meta_info CSV; column 0 becomes ``str`` and column 1 ``float64`` (checked).
+
+    Raises:
+        DataError: missing/unparsable file, fewer than 2 columns, no rows, empty image name, or a MOS
+            that is not a number (naming the CSV, the row and the value).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Meta info CSV '{path}' does not exist")
+    try:
+        # Read everything as text first so a bad MOS can be reported verbatim.
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"Meta info CSV '{path}' cannot be parsed: {exc}") from exc
+    if table.shape[1] < 2:
+        raise DataError(f"Meta info CSV '{path}' needs at least 2 columns (image name, MOS), "
+                        f"found {list(table.columns)}")
+    if len(table) == 0:
+        raise DataError(f"Meta info CSV '{path}' has a header but no rows")
+    name_col, mos_col = table.columns[0], table.columns[1]
+    table[name_col] = table[name_col].str.strip()
+    empty = table.index[table[name_col] == ""]
+    if len(empty):
+        raise DataError(f"Meta info CSV '{path}': row {empty[0]} (line {empty[0] + 2}) has an empty "
+                        f"image name in column '{name_col}'")
+    mos = pd.to_numeric(table[mos_col].str.strip(), errors="coerce")
+    bad = mos.index[mos.isna() | ~mos.abs().lt(float("inf"))]
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(f"Meta info CSV '{path}': row {row} (line {row + 2}) has MOS "
+                        f"{table[mos_col].iloc[row]!r} in column '{mos_col}', which is not a number "
+                        f"({len(bad)} bad row(s) in total)")
+    table[mos_col] = mos.astype("float64")
+    return table
+
+
+def numeric_columns(table: pd.DataFrame, columns: Sequence[str], csv_path: PathLike) -> pd.DataFrame:
+    """Parse text ``columns`` of a meta table as numbers, naming the first bad cell on failure."""
+    out = table[list(columns)].apply(lambda c: pd.to_numeric(c.str.strip(), errors="coerce"))
+    bad = out.isna()
+    if bad.to_numpy().any():
+        row = int(bad.any(axis=1).to_numpy().nonzero()[0][0])
+        col = bad.columns[bad.iloc[row].to_numpy().nonzero()[0][0]]
+        raise DataError(f"Meta info CSV '{csv_path}': row {row} (line {row + 2}) has "
+                        f"{table[col].iloc[row]!r} in column '{col}', which is not a number")
+    return out.astype("float64")
+
+
+def read_split_pickle(path: PathLike, split_index: Union[int, str]) -> Split:
+    """Return ``{'train': rows, 'val': rows, 'test': rows}`` of split ``split_index`` (missing -> []).
+
+    Raises:
+        DataError: missing/unreadable file, not a dict of splits, unknown ``split_index`` (the available
+            ones are listed), or row entries that are not integers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Split file '{path}' does not exist")
+    try:
+        with open(path, "rb") as f:
+            splits = pickle.load(f)
+    except Exception as exc:  # pickle can raise almost anything on a corrupt file
+        raise DataError(f"Split file '{path}' cannot be unpickled: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(splits, dict):
+        raise DataError(f"Split file '{path}' must hold a dict {{split_index: {{'train': [...], ...}}}}, "
+                        f"got {type(splits).__name__}")
+    key = _find_key(splits, split_index)
+    if key is None:
+        raise DataError(f"Split file '{path}' has no split_index {split_index!r}; available: "
+                        f"{sorted(splits, key=str)}")
+    entry = splits[key]
+    if not isinstance(entry, dict):
+        raise DataError(f"Split file '{path}', split {split_index!r}: expected a dict with "
+                        f"'train'/'val'/'test' lists, got {type(entry).__name__}")
+    out: Split = {}
+    for name in SPLIT_NAMES:
+        rows = entry.get(name, []) or []
+        try:
+            out[name] = [_as_row(r) for r in rows]
+        except (TypeError, ValueError) as exc:
+            raise DataError(f"Split file '{path}', split {split_index!r}, '{name}': {exc}") from exc
+    return out
+
+
+def _find_key(splits: dict, split_index: Union[int, str]):
+    """Match ``split_index`` to a pickle key, tolerating int-vs-str (YAML may give either)."""
+    for key in splits:
+        if key == split_index or str(key) == str(split_index):
+            return key
+    return None
+
+
+def _as_row(value) -> int:
+    if isinstance(value, bool) or int(value) != value:
+        raise ValueError(f"row index {value!r} is not an integer")
+    return int(value)
+
+
+def split_from_column(table: pd.DataFrame, column: str, csv_path: PathLike) -> Split:
+    """Rows per split from a column holding 'train'/'val'/'test' (case-insensitive) per row.
+
+    Raises:
+        DataError: the column does not exist (available columns listed) or holds another value.
+    """
+    if column not in table.columns:
+        raise DataError(f"Meta info CSV '{csv_path}' has no split column '{column}'; columns: "
+                        f"{list(table.columns)}")
+    values = table[column].astype(str).str.strip().str.lower()
+    bad = values.index[~values.isin(SPLIT_NAMES)]
+    if len(bad):
+        row = int(bad[0])
+        raise DataError(f"Meta info CSV '{csv_path}': row {row} (line {row + 2}) has "
+                        f"{table[column].iloc[row]!r} in split column '{column}'; expected one of "
+                        f"{list(SPLIT_NAMES)}")
+    return {name: values.index[values == name].tolist() for name in SPLIT_NAMES}
+
+
+def check_rows(rows: Sequence[int], num_rows: int, source: str) -> None:
+    """Raise DataError if a split row index falls outside ``[0, num_rows)``.
+
+    Args:
+        source: what the rows came from, e.g. ``"split file 'x.pkl', split 1, 'train'"``.
+    """
+    bad = [r for r in rows if not 0 <= r < num_rows]
+    if bad:
+        raise DataError(f"{source}: row index {bad[0]} is out of range; the meta CSV has {num_rows} "
+                        f"usable rows (0..{num_rows - 1}). {len(bad)} bad index(es) in total; is the "
+                        f"split file meant for this meta CSV?")

@@ -1,0 +1,101 @@
+"""``python test.py -opt X.yml``: score the test sets with a trained network; print SRCC/PLCC/KRCC/RMSE,
+write ``results/<name>/predictions_<dataset>.csv`` (image,mos,prediction) and a scatter plot."""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from .data import build_dataset
+from .models import GeneralIQAModel
+from .train import build_eval_loader, select_device
+from .utils.errors import ConfigError, PyiqaError
+from .utils.logger import setup_logging
+from .utils.options import dataset_phase, dump_options, parse_options
+from .utils.rng import set_random_seed
+
+logger = logging.getLogger("pyiqa.test")
+
+DEFAULT_METRICS = {"srcc": {"type": "calculate_srcc"}, "plcc": {"type": "calculate_plcc"},
+                   "krcc": {"type": "calculate_krcc"}, "rmse": {"type": "calculate_rmse"}}
+
+
+def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("-opt", "--opt", required=True, help="test YAML")
+    p.add_argument("--force_yml", nargs="+", default=[], metavar="KEY.SUB=VALUE", help="override options")
+    p.add_argument("--root", default=".", help="folder that receives results/ (default: cwd)")
+    return p.parse_args(argv)
+
+
+def write_predictions(path: Path, result: Dict[str, List]) -> None:
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["image", "mos", "prediction"])
+        for img, mos, pred in zip(result["img_path"], result["mos"], result["pred"]):
+            w.writerow([img, f"{mos:.6f}", f"{pred:.6f}"])
+    tmp.replace(path)
+
+
+def scatter_plot(path: Path, result: Dict[str, List], title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
+    ax.scatter(result["pred"], result["mos"], s=8, alpha=0.7)
+    ax.set_xlabel("prediction")
+    ax.set_ylabel("MOS (normalised)" if max(result["mos"], default=0) <= 1.0 else "MOS")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
+    args = parse_args(argv)
+    opt, notices = parse_options(args.opt, args.force_yml, is_train=False)
+    out_dir = Path(args.root) / "results" / opt["name"]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    setup_logging(out_dir / f"test_{opt['name']}.log")
+    for note in notices:
+        logger.info(note)
+    dump_options(opt, out_dir / f"{opt['name']}_options.yml")
+    set_random_seed(int(opt.get("manual_seed") or 0))
+    if not (opt.get("path") or {}).get("pretrain_network_g"):
+        logger.warning("path.pretrain_network_g is not set: testing an UNTRAINED adapter")
+    device = select_device(opt.get("num_gpu", "auto"), 0)
+    model = GeneralIQAModel(opt, device, is_train=False)
+    metrics_opt = (opt.get("val") or {}).get("metrics") or DEFAULT_METRICS
+    sets = [(k, d) for k, d in opt["datasets"].items() if dataset_phase(k) in ("test", "val")]
+    if not sets:
+        raise ConfigError("No datasets.test* (or val*) section to evaluate in " + str(args.opt))
+    results = {}
+    for key, d_opt in sets:
+        ds = build_dataset(d_opt, dataset_phase(key), where=f"datasets.{key}")
+        metrics, result = model.evaluate(build_eval_loader(ds, d_opt), metrics_opt, desc=key, pbar=True)
+        name = d_opt.get("name", key)
+        csv_path = out_dir / f"predictions_{name}.csv"
+        write_predictions(csv_path, result)
+        text = "  ".join(f"{k.upper()}: {v:.4f}" for k, v in metrics.items())
+        scatter_plot(out_dir / f"scatter_{name}.png", result, f"{opt['name']} on {name}: {text}")
+        logger.info("%s (%d images): %s", name, len(ds), text)
+        logger.info("Predictions written to %s", csv_path)
+        results[name] = metrics
+    return results
+
+
+def cli() -> None:
+    try:
+        main()
+    except PyiqaError as e:
+        logging.getLogger("pyiqa").error("%s", e)
+        sys.stderr.write(f"error: {e}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,53 @@
+"""Logging set-up for the entry points, and a rank-aware TensorBoard writer.
+
+Library modules use ``logging.getLogger(__name__)``; only entry points call :func:`setup_logging`.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Dict, Optional
+
+FORMAT = "%(asctime)s %(levelname)s: %(message)s"
+
+
+def setup_logging(log_file: Optional[str | Path] = None, rank: int = 0, level: int = logging.INFO) -> None:
+    """Console (+ file) logging for the ``pyiqa`` logger tree; ranks > 0 only report errors."""
+    root = logging.getLogger("pyiqa")
+    root.handlers.clear()
+    root.propagate = False
+    root.setLevel(level if rank == 0 else logging.ERROR)
+    fmt = logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
+    console = logging.StreamHandler(sys.stdout)
+    console.setFormatter(fmt)
+    root.addHandler(console)
+    if log_file is not None and rank == 0:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        fh = logging.FileHandler(log_file, encoding="utf-8")
+        fh.setFormatter(fmt)
+        root.addHandler(fh)
+
+
+class ScalarWriter:
+    """TensorBoard scalars on rank 0; a no-op elsewhere or when disabled."""
+
+    def __init__(self, log_dir: Optional[str | Path], enabled: bool = True, purge_step: Optional[int] = None):
+        self._tb = None
+        if enabled and log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter  # tensorboard is heavy; import on use
+            self._tb = SummaryWriter(log_dir=str(log_dir), purge_step=purge_step)
+
+    def add_scalars(self, values: Dict[str, float], step: int, prefix: str = "") -> None:
+        if self._tb is None:
+            return
+        for key, value in values.items():
+            self._tb.add_scalar(f"{prefix}{key}", float(value), step)
+
+    def flush(self) -> None:
+        if self._tb is not None:
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()

@@ -1,0 +1,256 @@
+"""UniQA: scores checked against an independent computation of the paper's formula, crops, precision,
+trainable-weight checkpoints. Tiny random CLIPs written to disk in the release's file format."""
+import copy
+import logging
+import math
+
+import open_clip
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pyiqa.archs import ARCH_REGISTRY, PROMPT_GROUPS, VARIANTS, UniQA, build_network
+from pyiqa.archs.clip_backbone import count_parameters, save_random_backbone
+from pyiqa.utils.errors import CheckpointError, ConfigError
+
+MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def tiny_path(tmp_path_factory):
+    return save_random_backbone(tmp_path_factory.mktemp("clip") / "UniQA_weight.pt", "tiny", seed=1)
+
+
+@pytest.fixture(scope="module")
+def reference_clip(tiny_path):
+    """A CLIP built independently by open_clip's OpenAI converter from a copy of the raw dict."""
+    raw = torch.load(tiny_path, map_location="cpu", weights_only=True)
+    clip = open_clip.model.build_model_from_openai_state_dict(dict(raw), cast_dtype=None)
+    return clip.float().eval()
+
+
+def make(tiny_path, seed=0, **kw):
+    """A tiny UniQA with a strong adapter and a trained-CLIP-like temperature (so scores spread)."""
+    torch.manual_seed(seed)
+    model = UniQA(backbone=str(tiny_path), embedding_dim=kw.pop("embedding_dim", 32), **kw)
+    with torch.no_grad():
+        if model.adapter is not None:
+            for layer in (model.adapter.fc[0], model.adapter.fc[2]):
+                layer.weight.normal_(0, 0.5)
+        model.clip.logit_scale.fill_(math.log(100.0))
+    return model
+
+
+@torch.no_grad()
+def reference_scores(clip, crops, groups, levels, w1=None, w2=None, logit_scale=math.log(100.0)):
+    """The paper's formula, by hand: crops (N, 3, S, S) in [0, 1] -> (N,)."""
+    f = clip.encode_image((crops - MEAN) / STD)  # (N, D)
+    if w1 is not None:
+        f = f + torch.relu(torch.relu(f @ w1.t()) @ w2.t())
+    f = f / f.norm(dim=-1, keepdim=True)
+    texts = [p for g in groups for p in PROMPT_GROUPS[g]]
+    t = clip.encode_text(open_clip.tokenize(texts))
+    t = t / t.norm(dim=-1, keepdim=True)  # (G*5, D)
+    probs = (math.exp(logit_scale) * f @ t.t()).view(len(crops), len(groups), 5).softmax(-1)
+    return (probs * torch.as_tensor(levels)).sum(-1).mean(-1)
+
+
+def adapter_weights(model):
+    return model.adapter.fc[0].weight.detach(), model.adapter.fc[2].weight.detach()
+
+
+@pytest.mark.parametrize("groups", [["quality"], ["quality", "blur", "noise", "lowhigh"]])
+def test_scores_match_formula(tiny_path, reference_clip, groups):
+    model = make(tiny_path, prompts=groups).train()
+    crops = torch.rand(3, 3, 224, 224)
+    got = model(crops)
+    assert got.shape == (3, 1)
+    expected = reference_scores(reference_clip, crops, groups, [0.2, 0.4, 0.6, 0.8, 1.0],
+                                *adapter_weights(model))
+    torch.testing.assert_close(got[:, 0].detach(), expected, rtol=1e-5, atol=1e-5)
+    assert expected.std() > 1e-3  # the comparison is not between constants
+
+
+def test_zero_shot_matches_formula(tiny_path, reference_clip):
+    levels = [1.0, 2.0, 3.0, 4.0, 5.0]
+    model = make(tiny_path, prompts=["quality", "content"], use_adapter=False,
+                 learnable_levels=False, score_levels=levels, test_crop="center").eval()
+    assert model.adapter is None and not any(p.requires_grad for p in model.parameters())
+    crops = torch.rand(2, 3, 224, 224)
+    torch.testing.assert_close(model(crops)[:, 0],
+                               reference_scores(reference_clip, crops, ["quality", "content"], levels),
+                               rtol=1e-5, atol=1e-5)
+    assert set(model.trainable_state_dict()) == {"score_level"}
+
+
+def test_five_crops_match_manual_crops(tiny_path, reference_clip):
+    model = make(tiny_path, test_crop="five").eval()
+    img = torch.rand(1, 3, 256, 240)
+    crops = torch.cat([img[..., 16:240, 8:232], img[..., :224, :224], img[..., :224, 16:],
+                       img[..., 32:, :224], img[..., 32:, 16:]])
+    expected = reference_scores(reference_clip, crops, ["quality"], [0.2, 0.4, 0.6, 0.8, 1.0],
+                                *adapter_weights(model)).mean()
+    torch.testing.assert_close(model(img)[0, 0].detach(), expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_release_names_build_their_prompt_groups(tiny_path, name, caplog):
+    opt = {"type": name, "backbone": str(tiny_path), "model_type": "UniQA_adapter",
+           "pretrained": True, "clip_finetune": True, "embedding_dim": 32}
+    with caplog.at_level(logging.INFO):
+        model = build_network(opt)
+    assert "Ignoring legacy option 'network.clip_finetune'" in caplog.text
+    assert isinstance(model, UniQA) and model.prompts == VARIANTS[name]["prompts"]
+    assert model.text_features.shape == (5 * len(model.prompts), 64)
+    assert name in ARCH_REGISTRY
+    with pytest.raises(ConfigError, match="Did you mean 'test_crop'"):
+        build_network({"type": name, "backbone": str(tiny_path), "test_crops": "grid"})
+
+
+def test_vit_b_16_parameter_counts():
+    model = UniQA(backbone="random")
+    assert count_parameters(model.clip) == (149_620_737, 0)
+    assert count_parameters(model)[1] == 262_149
+    assert sorted(n for n, p in model.named_parameters() if p.requires_grad) == [
+        "adapter.fc.0.weight", "adapter.fc.2.weight", "score_level"]
+    assert model.adapter.fc[0].weight.shape == (256, 512)
+    v = model.clip.visual
+    assert (v.conv1.weight.shape, len(v.transformer.resblocks), v.transformer.resblocks[0].attn.num_heads) \
+        == ((768, 3, 16, 16), 12, 12)
+    assert model.clip.transformer.resblocks[0].attn.num_heads == 8
+    assert model.text_features.shape == (5, 512)
+
+
+def test_random10_is_deterministic_and_global_is_not(tiny_path):
+    model = make(tiny_path).eval()
+    img = torch.rand(2, 3, 400, 380)
+    a, b = model(img), model(img)
+    assert torch.equal(a, b)
+    assert torch.equal(make(tiny_path).eval()(img), a)  # a fresh instance (another process) agrees
+    torch.manual_seed(0)
+    model.test_crop = "random10-global"
+    g1, g2 = model(img), model(img)
+    assert not torch.equal(g1, g2)
+    # same draws as the release's torch.randint(top), torch.randint(left) on a seeded global RNG
+    torch.manual_seed(model.crop_seed)
+    torch.testing.assert_close(model(img), a)
+
+
+def test_crop_layouts(tiny_path):
+    model = make(tiny_path).eval()
+    for mode, n in (("grid", 10), ("center", 1), ("five", 5), ("random10", 10)):
+        model.test_crop = mode
+        pos = model.crop_positions(384, 512)
+        assert len(pos) == n and all(0 <= i <= 160 and 0 <= j <= 288 for i, j in pos)
+        assert model(torch.rand(2, 3, 384, 512)).shape == (2, 1)
+    model.test_crop = "grid"
+    pos = model.crop_positions(384, 512)  # landscape: 2 rows x 5 columns
+    assert sorted({i for i, _ in pos}) == [0, 160] and sorted({j for _, j in pos}) == [0, 72, 144, 216, 288]
+    assert model.crop_positions(224, 224) == [(0, 0)] * 10
+    model.num_crops = 7  # prime: thinned 3 x 3 grid
+    assert len(set(model.crop_positions(600, 600))) == 7
+    with pytest.raises(ConfigError, match="Valid values"):
+        UniQA(backbone=str(tiny_path), test_crop="random")
+
+
+def test_small_and_mixed_size_images(tiny_path):
+    model = make(tiny_path, test_crop="grid").eval()
+    assert model._upscale(torch.rand(1, 3, 100, 60)).shape[-2:] == (373, 224)
+    small = torch.rand(3, 100, 60)
+    images = [small, torch.rand(3, 224, 300), torch.rand(3, 500, 260)]
+    scores = model(images)
+    assert scores.shape == (3, 1) and torch.all((scores > 0) & (scores < 1))
+    for k, img in enumerate(images):  # a score does not depend on the rest of the batch
+        torch.testing.assert_close(model(img.unsqueeze(0))[0], scores[k])
+
+
+def test_other_sample_size(tiny_path):
+    model = make(tiny_path, sample_size=288, test_crop="center").eval()
+    assert model.clip.visual.positional_embedding.shape[0] == 1 + 18 * 18
+    assert model(torch.rand(1, 3, 300, 320)).shape == (1, 1)
+    with pytest.raises(ValueError, match="expects crops"):
+        model.train()(torch.rand(1, 3, 224, 224))
+
+
+def test_bf16_clip_close_to_fp32(tiny_path):
+    model = make(tiny_path, prompts=["quality", "blur"], test_crop="five").eval()
+    img = torch.rand(2, 3, 256, 256)
+    fp32 = model(img)
+    model.clip.to(torch.bfloat16)
+    bf16 = model(img)
+    assert bf16.dtype == torch.float32
+    assert (bf16 - fp32).abs().max() < 0.02
+
+
+def test_text_encoded_once(tiny_path, monkeypatch):
+    calls = []
+    original = open_clip.model.CLIP.encode_text
+    monkeypatch.setattr(open_clip.model.CLIP, "encode_text",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    model = make(tiny_path)
+    assert len(calls) == 1
+    before = model.text_features.clone()
+    model.train()(torch.rand(2, 3, 224, 224))
+    model.eval()(torch.rand(1, 3, 250, 250))
+    assert len(calls) == 1
+    model.refresh_text_features()
+    assert len(calls) == 2 and torch.equal(model.text_features, before)
+    assert "text_features" not in model.state_dict()
+
+
+def test_trainable_state_dict_roundtrip_release_format(tiny_path):
+    model = make(tiny_path, seed=1)
+    with torch.no_grad():
+        model.score_level.add_(0.05)
+    sd = model.trainable_state_dict()
+    assert sorted(sd) == ["adapter.fc.0.weight", "adapter.fc.2.weight", "score_level"]
+    release = {"params": {f"module.{k}": v.clone().half() for k, v in sd.items()}}
+    other = make(tiny_path, seed=2)
+    assert other.load_trainable_state_dict(release) == ([], [])
+    for key, value in other.trainable_state_dict().items():
+        torch.testing.assert_close(value, sd[key].half().float())
+    rebuilt = UniQA(**model.arch_options)
+    rebuilt.load_trainable_state_dict(copy.deepcopy(sd))
+    with torch.no_grad():
+        rebuilt.clip.logit_scale.fill_(math.log(100.0))  # make() changed the frozen CLIP's scale
+    img = torch.rand(1, 3, 240, 240)
+    torch.testing.assert_close(rebuilt.eval()(img), model.eval()(img))
+
+
+def test_mismatched_trainable_weights(tiny_path):
+    model = make(tiny_path)
+    sd = model.trainable_state_dict()
+    bad = {"adapter.fc.0.weight": sd["adapter.fc.0.weight"], "foo": torch.zeros(1),
+           "adapter.fc.2.weight": sd["adapter.fc.2.weight"]}
+    with pytest.raises(CheckpointError, match=r"missing keys \['score_level'\].*unexpected keys \['foo'\]"):
+        model.load_trainable_state_dict(bad)
+    assert model.load_trainable_state_dict(bad, strict=False) == (["score_level"], ["foo"])
+    wide = make(tiny_path, embedding_dim=48).trainable_state_dict()
+    with pytest.raises(CheckpointError, match=r"shape mismatches \['adapter.fc.0.weight: checkpoint "
+                                              r"\(48, 64\) vs model \(32, 64\)'"):
+        model.load_trainable_state_dict(wide, strict=False)
+    with pytest.raises(CheckpointError, match="full module state_dict"):
+        model.load_trainable_state_dict(model.state_dict())
+
+
+def test_train_keeps_clip_frozen_in_eval(tiny_path):
+    model = make(tiny_path).train()
+    assert model.training and not any(m.training for m in model.clip.modules())
+    loss = model(torch.rand(2, 3, 224, 224)).sum()
+    loss.backward()
+    assert all(p.grad is None for p in model.clip.parameters())
+    assert model.score_level.grad is not None and model.adapter.fc[0].weight.grad is not None
+
+
+def test_pos_embedding_false_warns_and_keeps(tiny_path, caplog):
+    with caplog.at_level(logging.WARNING):
+        kept = make(tiny_path, pos_embedding=False)
+    assert "silently dropped" in caplog.text
+    assert kept.clip.visual.positional_embedding.abs().sum() > 0
+    dropped = make(tiny_path, pos_embedding=False, drop_pos_embedding=True)
+    assert dropped.clip.visual.positional_embedding.abs().sum() == 0
+    with pytest.raises(ConfigError, match="only applies with 'pos_embedding: false'"):
+        UniQA(backbone=str(tiny_path), drop_pos_embedding=True)
+    with pytest.raises(ConfigError, match="Did you mean 'noise'"):
+        UniQA(backbone=str(tiny_path), prompts=["nosie"])

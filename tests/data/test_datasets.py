@@ -1,0 +1,249 @@
+"""GeneralNR/LIVEChallenge/AVA datasets, meta CSV + split handling, and the loader helpers."""
+import logging
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pyiqa.data import build_dataloader, build_dataset, collate_images
+from pyiqa.data.ava_dataset import AVADataset
+from pyiqa.data.general_nr_dataset import GeneralNRDataset, LIVEChallengeDataset
+from pyiqa.data.meta_info import read_meta_info, read_split_pickle
+from pyiqa.utils.errors import ConfigError, DataError
+
+
+def make_images(root, n, size=(24, 16), prefix="img"):
+    """n real JPEGs of (W, H) ``size`` (or a list of sizes); returns their names."""
+    rng = np.random.default_rng(0)
+    (root / "imgs").mkdir(exist_ok=True)
+    names = []
+    for i in range(n):
+        w, h = size[i] if isinstance(size, list) else size
+        name = f"imgs/{prefix}{i:02d}.jpg"
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(root / name, quality=90)
+        names.append(name)
+    return names
+
+
+def write_csv(path, header, rows):
+    path.write_text(",".join(header) + "\n" + "".join(",".join(map(str, r)) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture
+def nr(tmp_path):
+    """10 images, MOS 10..100, a split pickle (1: 6/2/2, 2: no val) and a split column."""
+    names = make_images(tmp_path, 10)
+    split_col = ["train"] * 7 + ["test"] * 3
+    csv = write_csv(tmp_path / "meta.csv", ["image_name", "mos", "split_a"],
+                    [(n, 10.0 * (i + 1), s) for i, (n, s) in enumerate(zip(names, split_col))])
+    pkl = tmp_path / "split.pkl"
+    pkl.write_bytes(pickle.dumps({1: {"train": [0, 1, 2, 3, 4, 5], "val": [6, 7], "test": [8, 9]},
+                                  2: {"train": [0, 1, 2, 3, 4, 5, 6, 7], "test": [8, 9]}}))
+    opt = dict(type="GeneralNRDataset", name="toy", dataroot_target=str(tmp_path), meta_info_file=str(csv))
+    return tmp_path, opt, pkl
+
+
+def mos_of(ds):
+    return [float(ds[i]["mos_label"]) for i in range(len(ds))]
+
+
+def test_item_keys_types_and_split_pickle(nr):
+    root, opt, pkl = nr
+    ds = build_dataset({**opt, "split_file": str(pkl), "split_index": 1}, "train", "datasets.train")
+    assert isinstance(ds, GeneralNRDataset) and len(ds) == 6
+    item = ds[0]
+    assert set(item) == {"img", "mos_label", "img_path"}
+    assert item["img"].shape == (3, 16, 24) and item["img"].dtype == torch.float32
+    assert 0.0 <= item["img"].min() and item["img"].max() <= 1.0
+    assert item["mos_label"].shape == (1,) and item["mos_label"].dtype == torch.float32
+    assert item["img_path"].endswith("img00.jpg")
+    assert mos_of(build_dataset({**opt, "split_file": str(pkl)}, "val", "d")) == [70.0, 80.0]
+    assert mos_of(build_dataset({**opt, "split_file": str(pkl)}, "test", "d")) == [90.0, 100.0]
+    assert "toy" in ds.describe() and "6 images" in repr(ds) and "train" in repr(ds)
+
+
+def test_val_falls_back_to_test_with_warning(nr, caplog):
+    root, opt, pkl = nr
+    with caplog.at_level(logging.WARNING):
+        ds = build_dataset({**opt, "split_file": str(pkl), "split_index": 2}, "val", "datasets.val")
+    assert mos_of(ds) == [90.0, 100.0]
+    assert "validation runs on the TEST split" in caplog.text
+
+
+def test_split_column_and_all_rows(nr, caplog):
+    root, opt, _ = nr
+    assert len(build_dataset({**opt, "split_column": "split_a"}, "train", "d")) == 7
+    assert len(build_dataset({**opt, "split_column": "split_a"}, "val", "d")) == 3  # falls back to test
+    with caplog.at_level(logging.INFO):
+        assert len(build_dataset(opt, "test", "d")) == 10
+    assert "uses all 10 rows" in caplog.text
+
+
+def test_mos_normalisation_and_lower_better(nr):
+    root, opt, _ = nr
+    ds = build_dataset({**opt, "mos_normalize": True, "mos_range": [0, 100]}, "test", "d")
+    assert mos_of(ds)[0] == pytest.approx(0.1) and mos_of(ds)[-1] == pytest.approx(1.0)
+    flipped = {**opt, "mos_normalize": True, "mos_range": [0, 100], "lower_better": True}
+    ds = build_dataset(flipped, "test", "d")
+    assert mos_of(ds)[0] == pytest.approx(0.9) and mos_of(ds)[-1] == pytest.approx(0.0)
+    with pytest.raises(ConfigError, match=r"datasets\.val_x\.mos_normalize.*mos_range"):
+        build_dataset({**opt, "mos_normalize": True}, "val", "datasets.val_x")
+    with pytest.raises(ConfigError, match=r"mos_range"):
+        build_dataset({**opt, "mos_range": [100, 0]}, "val", "d")
+
+
+def test_enlarge_ratio_img_range_and_legacy_options(nr):
+    root, opt, _ = nr
+    ds = build_dataset({**opt, "dataset_enlarge_ratio": 3, "img_range": 255.0, "prefetch_mode": None,
+                        "num_prefetch_queue": 2}, "train", "d")
+    assert len(ds) == 30 and "x3 = 30 items" in ds.describe()
+    assert ds[0]["img"].max() > 1.0
+
+
+def test_unknown_option_suggests_closest(nr):
+    root, opt, _ = nr
+    with pytest.raises(ConfigError, match=r"datasets\.train\.split_indx.*'split_index'"):
+        build_dataset({**opt, "split_indx": 1}, "train", "datasets.train")
+    with pytest.raises(ConfigError, match=r"datasets\.train_koniq\.augment\.hfilp.*'hflip'"):
+        build_dataset({**opt, "augment": {"hfilp": True}}, "train", "datasets.train_koniq")
+
+
+def test_livechallenge_drops_first_seven_rows_before_split(tmp_path):
+    train7 = make_images(tmp_path, 7, prefix="trainingImages_")
+    names = make_images(tmp_path, 5)
+    rows = [(n, 1.0) for n in train7] + [(n, 50.0 + i) for i, n in enumerate(names)]
+    csv = write_csv(tmp_path / "livec.csv", ["name", "mos"], rows)
+    pkl = tmp_path / "s.pkl"
+    pkl.write_bytes(pickle.dumps({1: {"train": [0, 1, 2], "val": [], "test": [3, 4]}}))
+    opt = dict(type="LIVEChallengeDataset", name="livec", dataroot_target=str(tmp_path),
+               meta_info_file=str(csv), split_file=str(pkl))
+    ds = build_dataset(opt, "train", "d")
+    assert isinstance(ds, LIVEChallengeDataset)
+    assert [ds[i]["img_path"].split("/")[-1] for i in range(3)] == ["img00.jpg", "img01.jpg", "img02.jpg"]
+    assert mos_of(build_dataset(opt, "test", "d")) == [53.0, 54.0]
+    assert len(build_dataset({k: v for k, v in opt.items() if k != "split_file"}, "test", "d")) == 5
+    pkl.write_bytes(pickle.dumps({1: {"train": [5]}}))  # row 5 exists in the CSV but not after the drop
+    with pytest.raises(DataError, match=r"row index 5 is out of range.*5 usable rows"):
+        build_dataset(opt, "train", "d")
+
+
+def write_ava(tmp_path, votes, official):
+    names = make_images(tmp_path, len(votes))
+    header = ["name", "mos"] + [f"v{i}" for i in range(1, 11)] + ["official_split"]
+    rows = [(n, float(np.dot(np.arange(1, 11), v) / max(sum(v), 1)), *v, s)
+            for n, v, s in zip(names, votes, official)]
+    return dict(type="AVADataset", name="ava", dataroot_target=str(tmp_path),
+                meta_info_file=str(write_csv(tmp_path / "ava.csv", header, rows)))
+
+
+def test_ava_vote_dist_and_official_split(tmp_path):
+    votes = [[0, 0, 1, 2, 3, 4, 0, 0, 0, 0], [1] * 10, [0] * 9 + [5], [2] + [0] * 9]
+    opt = write_ava(tmp_path, votes, [0, 0, 1, 2])
+    train = build_dataset(opt, "train", "d")
+    assert isinstance(train, AVADataset) and len(train) == 2
+    item = train[0]
+    assert item["vote_dist"].shape == (10,) and item["vote_dist"].dtype == torch.float32
+    assert float(item["vote_dist"].sum()) == pytest.approx(1.0)
+    assert item["vote_dist"][5].item() == pytest.approx(0.4)
+    assert len(build_dataset(opt, "val", "d")) == 1 and len(build_dataset(opt, "test", "d")) == 1
+    batch = collate_images([train[0], train[1]])
+    assert batch["vote_dist"].shape == (2, 10)
+
+
+def test_ava_zero_votes_and_bad_official_split(tmp_path):
+    opt = write_ava(tmp_path, [[1] * 10, [0] * 10], [0, 0])
+    with pytest.raises(DataError, match=r"ava\.csv.*row 1 .*image 'imgs/img01\.jpg'.*vote counts zero"):
+        build_dataset(opt, "train", "d")
+    opt = write_ava(tmp_path, [[1] * 10, [1] * 10], [0, 7])
+    with pytest.raises(DataError, match=r"row 1 has official_split=7"):
+        build_dataset(opt, "train", "d")
+
+
+# --- errors: meta CSV and split files -----------------------------------------------------------
+def test_meta_csv_errors(tmp_path):
+    with pytest.raises(DataError, match=r"missing\.csv' does not exist"):
+        read_meta_info(tmp_path / "missing.csv")
+    write_csv(tmp_path / "one.csv", ["name"], [("a.jpg",)])
+    with pytest.raises(DataError, match=r"one\.csv' needs at least 2 columns"):
+        read_meta_info(tmp_path / "one.csv")
+    write_csv(tmp_path / "empty.csv", ["name", "mos"], [])
+    with pytest.raises(DataError, match=r"empty\.csv' has a header but no rows"):
+        read_meta_info(tmp_path / "empty.csv")
+    (tmp_path / "blank.csv").write_text("")
+    with pytest.raises(DataError, match=r"blank\.csv' cannot be parsed"):
+        read_meta_info(tmp_path / "blank.csv")
+    write_csv(tmp_path / "bad.csv", ["name", "mos"], [("a.jpg", 3.5), ("b.jpg", "n/a")])
+    with pytest.raises(DataError, match=r"bad\.csv': row 1 \(line 3\) has MOS 'n/a'"):
+        read_meta_info(tmp_path / "bad.csv")
+
+
+def test_split_errors(nr, tmp_path):
+    root, opt, pkl = nr
+    with pytest.raises(DataError, match=r"split_index 5; available: \[1, 2\]"):
+        read_split_pickle(pkl, 5)
+    assert read_split_pickle(pkl, "2")["val"] == []  # str index from YAML/CLI overrides is accepted
+    with pytest.raises(DataError, match=r"nothere\.pkl' does not exist"):
+        build_dataset({**opt, "split_file": str(tmp_path / "nothere.pkl")}, "train", "d")
+    bad = tmp_path / "bad.pkl"
+    bad.write_bytes(pickle.dumps({1: {"train": [0, 42]}}))
+    with pytest.raises(DataError, match=r"bad\.pkl', split 1, 'train': row index 42 is out of range"):
+        build_dataset({**opt, "split_file": str(bad)}, "train", "d")
+    with pytest.raises(DataError, match=r"no split column 'split_b'.*'split_a'"):
+        build_dataset({**opt, "split_column": "split_b"}, "train", "d")
+    with pytest.raises(ConfigError, match="not both"):
+        build_dataset({**opt, "split_column": "split_a", "split_file": str(pkl)}, "train", "d")
+
+
+def test_image_error_names_file_and_row(nr):
+    root, opt, _ = nr
+    (root / "imgs" / "img03.jpg").unlink()
+    ds = build_dataset(opt, "test", "d")
+    with pytest.raises(DataError, match=r"meta\.csv' row 3 \(line 5\).*img03\.jpg.*does not exist"):
+        ds[3]
+
+
+# --- collate / loaders ----------------------------------------------------------------------------
+def test_collate_mixed_sizes_and_eval_loader(tmp_path):
+    names = make_images(tmp_path, 3, size=[(20, 10), (20, 10), (12, 14)])
+    csv = write_csv(tmp_path / "m.csv", ["name", "mos"], [(n, i) for i, n in enumerate(names)])
+    opt = dict(type="GeneralNRDataset", name="mixed", dataroot_target=str(tmp_path), meta_info_file=str(csv),
+               batch_size_per_gpu=3)
+    ds = build_dataset(opt, "val", "d")
+    batch = next(iter(build_dataloader(ds, opt, "val", num_gpu=0)))
+    assert isinstance(batch["img"], list) and [t.shape for t in batch["img"]][2] == (3, 14, 12)
+    assert batch["mos_label"].shape == (3, 1) and len(batch["img_path"]) == 3
+    same = collate_images([ds[0], ds[1]])
+    assert same["img"].shape == (2, 3, 10, 20)
+    train_loader = build_dataloader(ds, opt, "train", num_gpu=0, seed=0)
+    with pytest.raises(DataError, match="different sizes.*random_crop"):
+        next(iter(train_loader))
+
+
+def test_train_loader_seeded_and_drop_last(nr):
+    root, opt, _ = nr
+    opt = {**opt, "augment": {"random_crop": 8, "hflip": True}, "batch_size_per_gpu": 4}
+    ds = build_dataset(opt, "train", "d")
+
+    def epoch():
+        torch.manual_seed(0)
+        return [(b["img_path"], b["img"]) for b in build_dataloader(ds, opt, "train", num_gpu=0, seed=7)]
+
+    a, b = epoch(), epoch()
+    assert len(a) == 2  # 10 images, batch 4, drop_last
+    assert all(pa == pb and torch.equal(ia, ib) for (pa, ia), (pb, ib) in zip(a, b))
+    small = build_dataloader(ds, {**opt, "batch_size_per_gpu": 16}, "train", num_gpu=0)
+    assert not small.drop_last and len(small) == 1
+    with pytest.raises(ConfigError, match=r"datasets\.train\.batch_size_per_gpu"):
+        build_dataloader(ds, {**opt, "batch_size_per_gpu": 0}, "train", num_gpu=0)
+
+
+def test_distributed_train_loader_shards(nr):
+    root, opt, _ = nr
+    ds = build_dataset(opt, "train", "d")
+    loaders = [build_dataloader(ds, {**opt, "batch_size_per_gpu": 1}, "train", num_gpu=2, dist=True, rank=r,
+                                world_size=2, seed=5) for r in (0, 1)]
+    seen = [sorted(p for b in loader for p in b["img_path"]) for loader in loaders]
+    assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0]) & set(seen[1])
