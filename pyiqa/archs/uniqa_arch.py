@@ -71,7 +71,8 @@ class UniQA(nn.Module):
         backbone: path of UniQA_weight.pt (OpenAI-format CLIP state dict), 'random' or 'random-tiny'.
         prompts: names of PROMPT_GROUPS to ensemble (mean of the group scores).
         use_adapter: False gives the zero-shot model (f' = f).
-        embedding_dim: hidden width of the adapter bottleneck (in/out width = CLIP embed dim).
+        embedding_dim: hidden width of the adapter bottleneck (in/out width = CLIP embed dim);
+            ``None`` = half the CLIP embed dim (256 for ViT-B/16, the release's value).
         learnable_levels: train the score levels (else a fixed buffer).
         score_levels: initial levels, low to high.
         sample_size: crop size fed to CLIP; the positional embedding is resized to it.
@@ -89,7 +90,7 @@ class UniQA(nn.Module):
     }
 
     def __init__(self, backbone: str = "random", prompts: Sequence[str] = ("quality",),
-                 use_adapter: bool = True, embedding_dim: int = 256, learnable_levels: bool = True,
+                 use_adapter: bool = True, embedding_dim: Optional[int] = None, learnable_levels: bool = True,
                  score_levels: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0), sample_size: int = 224,
                  pos_embedding: bool = True, drop_pos_embedding: bool = False,
                  test_crop: str = "random10", num_crops: int = 10, crop_seed: int = 0):
@@ -116,7 +117,8 @@ class UniQA(nn.Module):
             self._handle_pos_embedding(drop_pos_embedding)
 
         dim = self.clip.visual.proj.shape[1]  # joint embedding width D (512 for ViT-B/16)
-        self.adapter: Optional[Adapter] = Adapter(dim, embedding_dim) if use_adapter else None
+        hidden = int(embedding_dim) if embedding_dim else dim // 2
+        self.adapter: Optional[Adapter] = Adapter(dim, hidden) if use_adapter else None
         levels = torch.tensor([float(s) for s in score_levels])
         if learnable_levels:
             self.score_level = nn.Parameter(levels)

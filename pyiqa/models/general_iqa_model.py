@@ -16,13 +16,13 @@ from ..losses import build_loss
 from ..metrics import calculate_metric
 from ..utils.checkpoint import load_checkpoint
 from ..utils.errors import CheckpointError, ConfigError
+from ..utils.precision import DTYPES, resolve_precision
 from ..utils.registry import MODEL_REGISTRY
 from ..version import __version__
 from .optim import build_optimizer, build_scheduler, warmup_factor
 
 logger = logging.getLogger(__name__)
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def extract_params(ckpt: Any, param_key: str, path: str) -> Dict[str, torch.Tensor]:
@@ -77,7 +77,8 @@ class GeneralIQAModel:
 
     # ----------------------------------------------------------------------------------- set-up
     def _set_backbone_precision(self, precision: str) -> None:
-        """Cast the frozen CLIP's weights (not autocast: on CPU, bf16 weights use AMX and are ~4x faster)."""
+        """Cast the frozen CLIP's weights (not autocast: on AMX CPUs, bf16 weights are ~4x faster)."""
+        precision = resolve_precision(precision, self.device)
         dtype = DTYPES[precision]
         if dtype == torch.float16 and self.device.type == "cpu":
             raise ConfigError("precision: fp16 needs CUDA; on CPU use bf16 (AMX) or fp32")

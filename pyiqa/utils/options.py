@@ -42,7 +42,7 @@ LEGACY_KEYS = {
     "dist_params.port": "torchrun sets MASTER_PORT; pass --master_port to torchrun instead",
 }
 
-PRECISIONS = ("fp32", "bf16", "fp16")
+PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
 
 def load_yaml(path: str | Path) -> Dict[str, Any]:
