@@ -216,7 +216,7 @@ class Trainer:
         self.epoch_iter = 0
 
     def _log_train(self, losses: Dict[str, float], sec_per_iter: float) -> None:
-        lr = self.model.current_lr(self.current_iter)
+        lr = self.model.current_lr()
         msg = "  ".join(f"{k}: {v:.4e}" for k, v in losses.items())
         logger.info("[epoch %3d, iter %7d/%d, lr %.3e] %s  (%.2f s/iter)", self.epoch, self.current_iter,
                     self.total_iter, lr, msg, sec_per_iter)

@@ -124,19 +124,30 @@ class GeneralIQAModel:
         for g, lr in zip(self.optimizer.param_groups, scheduled):
             g["lr"] = lr * factor
         self.optimizer.step()
+        self.last_lr = scheduled[0] * factor
         for g, lr in zip(self.optimizer.param_groups, scheduled):
             g["lr"] = lr
         if step_scheduler:
             self.scheduler.step()
         return {"l_mos": loss.item(), "l_total": loss.item()}
 
-    def current_lr(self, current_iter: int) -> float:
-        return self.optimizer.param_groups[0]["lr"] * warmup_factor(current_iter, self.warmup_iter)
+    def current_lr(self) -> float:
+        """The learning rate the last step used (warm-up included)."""
+        return self.last_lr
 
     # ----------------------------------------------------------------------------------- evaluation
     @torch.no_grad()
     def predict(self, loader, desc: str = "", pbar: bool = False) -> Dict[str, List]:
-        """Scores of every image in ``loader`` with the test-time crop protocol of the network."""
+        """Scores of every image in ``loader`` with the test-time crop protocol of the network.
+
+        Runs inside ``fork_rng`` so evaluating never shifts the training RNG streams: a run resumed from
+        a checkpoint sees the same random numbers whether or not the original run validated there.
+        """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self._predict(loader, desc, pbar)
+
+    def _predict(self, loader, desc: str, pbar: bool) -> Dict[str, List]:
         self.net.eval()
         preds, mos, paths = [], [], []
         for batch in tqdm(loader, desc=desc, disable=not pbar, leave=False):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import re
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional
 
@@ -41,6 +42,8 @@ LEGACY_KEYS = {
     "logger.wandb": "only TensorBoard logging is supported; use logger.use_tb_logger",
     "dist_params.port": "torchrun sets MASTER_PORT; pass --master_port to torchrun instead",
 }
+
+FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
 
 PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 
@@ -78,6 +81,8 @@ def apply_overrides(opt: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, 
             value = yaml.safe_load(raw) if raw.strip() else None
         except yaml.YAMLError as e:
             raise ConfigError(f"--force_yml value of '{dotted}' is not valid YAML: {raw!r} ({e})") from e
+        if isinstance(value, str) and FLOAT_RE.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads '5e-4' as a string; on a command line it means a number
         node = opt
         for i, key in enumerate(keys[:-1]):
             nxt = node.get(key)
