@@ -5,14 +5,14 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from .data import build_dataset
 from .models import GeneralIQAModel
 from .train import build_eval_loader, select_device
-from .utils.errors import ConfigError, PyiqaError
+from .utils.errors import ConfigError
+from .utils.entry import run_cli
 from .utils.logger import setup_logging
 from .utils.options import dataset_phase, dump_options, parse_options
 from .utils.rng import set_random_seed
@@ -89,12 +89,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
 
 
 def cli() -> None:
-    try:
-        main()
-    except PyiqaError as e:
-        logging.getLogger("pyiqa").error("%s", e)
-        sys.stderr.write(f"error: {e}\n")
-        sys.exit(2)
+    run_cli(main)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -19,6 +18,7 @@ from .utils import dist
 from .utils.checkpoint import atomic_save, load_checkpoint
 from .utils.errors import ConfigError, PyiqaError
 from .utils.experiment import ExperimentPaths
+from .utils.entry import run_cli
 from .utils.logger import ScalarWriter, setup_logging
 from .utils.options import dataset_phase, dump_options, parse_options
 from .utils.rng import get_rng_state, set_random_seed, set_rng_state
@@ -305,12 +305,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 
 def cli() -> None:
-    try:
-        main()
-    except PyiqaError as e:
-        logging.getLogger("pyiqa").error("%s", e)
-        sys.stderr.write(f"error: {e}\n")
-        sys.exit(2)
+    run_cli(main)
 
 
 if __name__ == "__main__":

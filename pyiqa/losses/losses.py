@@ -49,9 +49,8 @@ def _flatten_scores(pred: Tensor, target: Tensor, cls: str) -> Tuple[Tensor, Ten
     return pred.reshape(-1), target.reshape(-1).to(pred)
 
 
-@LOSS_REGISTRY.register()
-class MSELoss(nn.Module):
-    """Mean squared error between predicted and ground-truth scores (e.g. MOS regression).
+class _PointwiseLoss(nn.Module):
+    """Mean (or sum) of a per-sample error between predicted and ground-truth scores.
 
     Args:
         loss_weight: Factor applied to the result, for mixing several losses.
@@ -63,32 +62,33 @@ class MSELoss(nn.Module):
         self.loss_weight = _check_loss_weight(loss_weight, type(self).__name__)
         self.reduction = _check_reduction(reduction, type(self).__name__)
 
+    @staticmethod
+    def error(diff: Tensor) -> Tensor:
+        raise NotImplementedError
+
     def forward(self, pred: Tensor, target: Tensor) -> Tensor:
         """pred: (N, 1) or (N,); target: N elements. Returns a scalar."""
         pred, target = _flatten_scores(pred, target, type(self).__name__)
-        err = (pred - target).pow(2)
+        err = self.error(pred - target)
         return self.loss_weight * (err.mean() if self.reduction == "mean" else err.sum())
 
 
 @LOSS_REGISTRY.register()
-class L1Loss(nn.Module):
-    """Mean absolute error between predicted and ground-truth scores; less sensitive to outliers.
+class MSELoss(_PointwiseLoss):
+    """Mean squared error between predicted and ground-truth scores (e.g. MOS regression)."""
 
-    Args:
-        loss_weight: Factor applied to the result, for mixing several losses.
-        reduction: 'mean' or 'sum' over the batch.
-    """
+    @staticmethod
+    def error(diff: Tensor) -> Tensor:
+        return diff.pow(2)
 
-    def __init__(self, loss_weight: float = 1.0, reduction: str = "mean"):
-        super().__init__()
-        self.loss_weight = _check_loss_weight(loss_weight, type(self).__name__)
-        self.reduction = _check_reduction(reduction, type(self).__name__)
 
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        """pred: (N, 1) or (N,); target: N elements. Returns a scalar."""
-        pred, target = _flatten_scores(pred, target, type(self).__name__)
-        err = (pred - target).abs()
-        return self.loss_weight * (err.mean() if self.reduction == "mean" else err.sum())
+@LOSS_REGISTRY.register()
+class L1Loss(_PointwiseLoss):
+    """Mean absolute error between predicted and ground-truth scores; less sensitive to outliers."""
+
+    @staticmethod
+    def error(diff: Tensor) -> Tensor:
+        return diff.abs()
 
 
 @LOSS_REGISTRY.register()

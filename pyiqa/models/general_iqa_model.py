@@ -6,7 +6,7 @@ owns the network, the optimiser/scheduler/loss and how their states are saved an
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List
 
 import torch
 from tqdm import tqdm
