@@ -130,8 +130,7 @@ class Trainer:
         self.eval_sets = []
         for key, d_opt in opt["datasets"].items():
             phase = dataset_phase(key)
-            ds = build_dataset(d_opt, phase, where=f"datasets.{key}")
-            logger.info("datasets.%s: %s", key, ds)
+            ds = build_dataset(d_opt, phase, where=f"datasets.{key}")  # logs its own description
             if phase == "train":
                 self.train_set, self.train_opt = ds, d_opt
             else:
