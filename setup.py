@@ -26,5 +26,6 @@ setup(
         "scikit-image",
     ],
     extras_require={"test": ["pytest"]},
-    entry_points={"console_scripts": ["pyiqa-train=pyiqa.train:cli", "pyiqa-test=pyiqa.test:cli"]},
+    entry_points={"console_scripts": ["pyiqa=pyiqa.cli:main", "pyiqa-train=pyiqa.train:cli",
+                                    "pyiqa-test=pyiqa.test:cli"]},
 )

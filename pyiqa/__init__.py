@@ -1,4 +1,28 @@
-"""pyiqa-uniqa: train, evaluate and deploy UniQA (arXiv 2406.01069) for image quality and aesthetics."""
+"""pyiqa-uniqa: train, evaluate and deploy UniQA (arXiv 2406.01069) for image quality and aesthetics.
+
+Scoring without training::
+
+    import pyiqa
+    metric = pyiqa.create_metric('uniqa')      # see pyiqa.list_models()
+    score = metric('photo.jpg')                 # tensor([0.71...]), higher is better
+
+``import pyiqa`` stays light: the inference API (torch, open_clip) is imported on first use.
+"""
+from typing import Any, List
+
 from .version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "create_metric", "list_models"]
+
+_LAZY = {"create_metric": "pyiqa.inference", "list_models": "pyiqa.inference"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'pyiqa' has no attribute '{name}'")
+
+
+def __dir__() -> List[str]:
+    return sorted(list(globals()) + list(_LAZY))

@@ -171,8 +171,47 @@ def _random_clip(name: str, image_size: int, seed: int,
         return _make_clip(cfg, image_size)
 
 
+def _causal_mask(n: int) -> torch.Tensor:
+    """The text tower's additive causal mask (-inf above the diagonal), as open_clip builds it."""
+    return torch.full((n, n), float("-inf")).triu_(1)
+
+
+def _load_without_init(cfg: Dict[str, int], image_size: int, sd: Dict[str, torch.Tensor],
+                       visual_dtype: torch.dtype, path: Path) -> CLIP:
+    """Build the CLIP skeleton on the meta device and adopt the checkpoint's tensors as its weights.
+
+    Skips the random initialisation of ~150M parameters (seconds on a CPU) and never holds a second
+    full copy of the weights: each tensor is converted in place in ``sd`` (fp16 -> fp32, or to
+    ``visual_dtype`` for the image tower), so peak memory is about the final model plus one layer.
+    """
+    with torch.device("meta"):
+        model = _make_clip(cfg, image_size)
+    if image_size != cfg["image_size"]:
+        logger.info("Resizing the CLIP positional embedding grid of '%s' from %d px to %d px",
+                    path, cfg["image_size"], image_size)
+        sd["visual.positional_embedding"] = sd["visual.positional_embedding"].float()
+        resize_pos_embed(sd, model)  # 2-D bicubic on the patch grid; class token row kept
+    for key in list(sd):
+        value = sd[key]
+        if value.is_floating_point():
+            dtype = visual_dtype if key.startswith("visual.") else torch.float32
+            sd[key] = value.to(dtype).contiguous()  # drops the stored copy as we go
+    try:
+        model.load_state_dict(sd, strict=True, assign=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"CLIP state dict '{path}' does not fit the architecture read from its "
+                              f"own shapes: {err}") from err
+    model.attn_mask = _causal_mask(cfg["context_length"])  # non-persistent buffer, not in the file
+    left = [name for name, t in list(model.named_parameters()) + list(model.named_buffers())
+            if t.is_meta]
+    if left:  # an open_clip version with more non-persistent buffers would land here
+        raise CheckpointError(f"CLIP tensors {left} of '{path}' were not initialised by the state dict")
+    return model
+
+
 def build_clip(backbone: PathLike, image_size: int = 224,
-               tiny_config: Optional[Dict[str, int]] = None, seed: int = 0) -> CLIP:
+               tiny_config: Optional[Dict[str, int]] = None, seed: int = 0,
+               visual_dtype: Optional[torch.dtype] = None) -> CLIP:
     """Build the frozen-CLIP network of UniQA: float32, QuickGELU, eval mode.
 
     Args:
@@ -182,19 +221,32 @@ def build_clip(backbone: PathLike, image_size: int = 224,
             trained at another size is interpolated on its 2-D grid (class token kept).
         tiny_config: overrides of TINY_CONFIG for ``'random-tiny'``.
         seed: initialisation seed of the random backbones.
+        visual_dtype: inference loading: the image tower's weights get this dtype (e.g. bf16 on AMX
+            CPUs; the text tower stays float32, it only runs once to embed the prompts) and a
+            checkpoint's tensors are adopted without first initialising random weights (faster,
+            about half the peak memory, and the global RNG is left untouched). ``None``: float32,
+            built the classic way (random init, then load).
     """
     name = str(backbone)
     if name in RANDOM_BACKBONES:
         logger.warning(RANDOM_BACKBONE_WARNING, name)
-        return _random_clip(RANDOM_BACKBONES[name], image_size, seed, tiny_config).eval()
+        model = _random_clip(RANDOM_BACKBONES[name], image_size, seed, tiny_config)
+        if visual_dtype is not None:
+            model.visual.to(visual_dtype)
+        return model.eval()
     path = Path(name).expanduser()
     if not path.is_file():
         raise CheckpointError(
             f"No file exists at backbone path '{name}'. CLIP weights cannot be downloaded here: pass "
             "the path of UniQA_weight.pt (or of an OpenAI CLIP ViT .pt state dict), or 'random' for "
             "an untrained backbone (tests only).")
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in load_clip_state_dict(path).items()}
+    sd = load_clip_state_dict(path)
     cfg = config_from_state_dict(sd)
+    if visual_dtype is not None:
+        model = _load_without_init(cfg, image_size, sd, visual_dtype, path)
+        logger.info("Loaded CLIP backbone '%s' (%s), image tower in %s", path, cfg, visual_dtype)
+        return model.eval()
+    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     model = _make_clip(cfg, image_size)
     if image_size != cfg["image_size"]:
         logger.info("Resizing the CLIP positional embedding grid of '%s' from %d px to %d px",

@@ -6,6 +6,7 @@ of each group of exp(logit_scale) * cos(f', t), group score = sum_k p_k * s_k, s
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -17,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..utils.errors import CheckpointError, ConfigError
+from ..utils.precision import DTYPES
 from ..utils.registry import ARCH_REGISTRY, closest
 from .clip_backbone import build_clip
 
@@ -81,6 +83,15 @@ class UniQA(nn.Module):
         test_crop: eval-mode crops, one of TEST_CROPS.
         num_crops: crops per image for 'random10', 'random10-global' and 'grid'.
         crop_seed: seed of 'random10'.
+        backbone_dtype: runtime option, not saved in ``arch_options`` (like the device): load the
+            frozen image tower directly in this dtype ('fp32', 'bf16', 'fp16' or a torch.dtype) for
+            inference, skipping the random init (see ``build_clip(visual_dtype=...)``). ``None``:
+            float32, the training default.
+        clip_model: runtime option, not saved in ``arch_options``: an already-built open_clip CLIP used
+            as the backbone instead of loading ``backbone`` (which then only labels it), e.g. the
+            model ``train_clip`` is pre-training, scored zero-shot without writing a file. It is
+            frozen and put in eval mode like a loaded backbone: pass a copy to keep training it.
+            ``sample_size`` must equal its input size.
     """
 
     legacy_options = {
@@ -93,7 +104,9 @@ class UniQA(nn.Module):
                  use_adapter: bool = True, embedding_dim: Optional[int] = None, learnable_levels: bool = True,
                  score_levels: Sequence[float] = (0.2, 0.4, 0.6, 0.8, 1.0), sample_size: int = 224,
                  pos_embedding: bool = True, drop_pos_embedding: bool = False,
-                 test_crop: str = "random10", num_crops: int = 10, crop_seed: int = 0):
+                 test_crop: str = "random10", num_crops: int = 10, crop_seed: int = 0,
+                 backbone_dtype: Optional[Union[str, torch.dtype]] = None,
+                 clip_model: Optional[nn.Module] = None):
         super().__init__()
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self._check_options(prompts, score_levels, test_crop, num_crops, pos_embedding,
@@ -110,7 +123,12 @@ class UniQA(nn.Module):
         self.num_crops = num_crops
         self.crop_seed = crop_seed
 
-        self.clip = build_clip(backbone, image_size=sample_size)
+        if clip_model is not None:
+            self.clip = _check_clip_model(clip_model, sample_size)
+        else:
+            self.clip = build_clip(backbone, image_size=sample_size,
+                                   visual_dtype=_as_dtype(backbone_dtype))
+        self.text_tower_dropped = False
         self.clip.requires_grad_(False)
         self.clip.eval()
         if not pos_embedding:
@@ -174,8 +192,23 @@ class UniQA(nn.Module):
     @torch.no_grad()
     def refresh_text_features(self) -> None:
         """Encode the prompts with the frozen text tower; call again if the text tower changes."""
+        if self.text_tower_dropped:
+            raise RuntimeError("The text tower was dropped (drop_text_tower); the cached prompt "
+                               "embeddings cannot be recomputed. Rebuild the model.")
         feats = self.clip.encode_text(self.prompt_tokens)  # (G*5, D)
         self.text_features = F.normalize(feats.float(), dim=-1)
+
+    def drop_text_tower(self) -> None:
+        """Free the frozen text tower (~63M parameters) for inference.
+
+        The scores only need the prompt embeddings, already cached in ``text_features``; afterwards
+        ``clip.encode_text`` and ``refresh_text_features`` are unavailable.
+        """
+        for name in ("transformer", "token_embedding", "ln_final"):
+            setattr(self.clip, name, None)  # registered submodules may be set to None
+        for name in ("positional_embedding", "text_projection", "attn_mask"):
+            setattr(self.clip, name, None)
+        self.text_tower_dropped = True
 
     def train(self, mode: bool = True) -> "UniQA":
         """Switch adapter/levels; the frozen CLIP always stays in eval mode."""
@@ -242,36 +275,12 @@ class UniQA(nn.Module):
 
     def _upscale(self, x: torch.Tensor) -> torch.Tensor:
         """Bicubic resize keeping the aspect ratio so the shorter side is S (only if smaller)."""
-        h, w = x.shape[-2:]
-        s = self.sample_size
-        if min(h, w) >= s:
-            return x
-        scale = s / min(h, w)
-        size = (max(s, round(h * scale)), max(s, round(w * scale)))
-        x = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
-        return x.clamp(0.0, 1.0)  # bicubic overshoots the [0, 1] range
+        return upscale_short_side(x, self.sample_size)
 
     def crop_positions(self, h: int, w: int) -> List[Tuple[int, int]]:
         """(top, left) of each test crop of an h x w image (h, w >= S), per ``test_crop``."""
-        s = self.sample_size
-        mh, mw = h - s, w - s  # largest valid top / left
-        if self.test_crop == "center":
-            return [(mh // 2, mw // 2)]
-        if self.test_crop == "five":
-            return [(mh // 2, mw // 2), (0, 0), (0, mw), (mh, 0), (mh, mw)]
-        if self.test_crop == "grid":
-            return _grid_positions(mh, mw, self.num_crops)
-        # The release draws top then left per crop with torch.randint; 'random10' makes the same draws
-        # from a generator reseeded for every image, so a score depends only on the image.
-        gen = None
-        if self.test_crop == "random10":
-            gen = torch.Generator().manual_seed(self.crop_seed)
-        positions = []
-        for _ in range(self.num_crops):
-            i = torch.randint(0, mh + 1, size=(1,), generator=gen).item()
-            j = torch.randint(0, mw + 1, size=(1,), generator=gen).item()
-            positions.append((int(i), int(j)))
-        return positions
+        return make_crop_positions(h, w, self.sample_size, self.test_crop, self.num_crops,
+                                   self.crop_seed)
 
     # ------------------------------------------------------------------ checkpoints
     def trainable_state_dict(self) -> Dict[str, torch.Tensor]:
@@ -317,6 +326,67 @@ class UniQA(nn.Module):
         return missing, unexpected
 
 
+def _check_clip_model(clip_model: Any, sample_size: int) -> nn.Module:
+    """An in-memory CLIP given as ``clip_model``: must be a module whose input size is ``sample_size``."""
+    if not isinstance(clip_model, nn.Module) or not hasattr(clip_model, "encode_image"):
+        raise ConfigError(f"'clip_model' must be an open_clip CLIP module (Python use only), got "
+                          f"{type(clip_model).__name__}; in a YAML use 'backbone' instead")
+    size = getattr(getattr(clip_model, "visual", None), "image_size", None)
+    size = size[0] if isinstance(size, (tuple, list)) else size
+    if size is not None and int(size) != int(sample_size):
+        raise ConfigError(f"sample_size={sample_size} differs from the input size {size} of the given "
+                          f"clip_model; pass sample_size={size}")
+    return clip_model
+
+
+def upscale_short_side(x: torch.Tensor, s: int) -> torch.Tensor:
+    """Bicubic resize of ``x`` (N, 3, H, W) keeping the aspect ratio so the shorter side is ``s``;
+    returned unchanged when it already is at least ``s``. Result float in [0, 1]."""
+    h, w = x.shape[-2:]
+    if min(h, w) >= s:
+        return x
+    scale = s / min(h, w)
+    size = (max(s, round(h * scale)), max(s, round(w * scale)))
+    x = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
+    return x.clamp(0.0, 1.0)  # bicubic overshoots the [0, 1] range
+
+
+def make_crop_positions(h: int, w: int, sample_size: int, test_crop: str, num_crops: int,
+                        crop_seed: int) -> List[Tuple[int, int]]:
+    """(top, left) of each ``sample_size`` test crop of an h x w image (h, w >= sample_size).
+
+    A plain function of the crop options, so data-loading workers can crop without the model.
+    """
+    s = sample_size
+    mh, mw = h - s, w - s  # largest valid top / left
+    if test_crop == "center":
+        return [(mh // 2, mw // 2)]
+    if test_crop == "five":
+        return [(mh // 2, mw // 2), (0, 0), (0, mw), (mh, 0), (mh, mw)]
+    if test_crop == "grid":
+        return _grid_positions(mh, mw, num_crops)
+    # The release draws top then left per crop with torch.randint; 'random10' makes the same draws
+    # from a generator reseeded for every image, so a score depends only on the image.
+    gen = None
+    if test_crop == "random10":
+        gen = torch.Generator().manual_seed(crop_seed)
+    positions = []
+    for _ in range(num_crops):
+        i = torch.randint(0, mh + 1, size=(1,), generator=gen).item()
+        j = torch.randint(0, mw + 1, size=(1,), generator=gen).item()
+        positions.append((int(i), int(j)))
+    return positions
+
+
+def _as_dtype(dtype: Optional[Union[str, torch.dtype]]) -> Optional[torch.dtype]:
+    """'fp32' / 'bf16' / 'fp16' / torch.dtype / None -> torch.dtype or None."""
+    if dtype is None or isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise ConfigError(f"Unknown backbone_dtype '{dtype}'; valid: {sorted(DTYPES)}")
+    return DTYPES[dtype]
+
+
 def _grid_positions(mh: int, mw: int, n: int) -> List[Tuple[int, int]]:
     """``n`` (top, left) positions spread evenly over [0, mh] x [0, mw] in a near-square grid.
 
@@ -356,3 +426,68 @@ def _register_variants() -> None:
 
 
 _register_variants()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Model cards: the named inference configurations `pyiqa.create_metric(name)` builds (timm's pretrained
+# configs, declared as data next to the class). Weight files are looked up by name, never downloaded.
+
+BACKBONE_FILE = "UniQA_weight.pt"
+# The authors' public download pages of UniQA_weight.pt (their README); no direct-download URL exists.
+BACKBONE_DOWNLOAD_PAGES: Tuple[Tuple[str, str], ...] = (
+    ("Google Drive", "https://drive.google.com/file/d/1stL1EqYvjkThGDpfPWRQzvbA780FKM4n/view?usp=sharing"),
+    ("BaiduNetDisk", "https://pan.baidu.com/s/1XB55QtbimMojGDIJ8h8UnA?pwd=tnnq (code: tnnq)"),
+)
+# Joint embedding width of the released backbone (CLIP ViT-B/16): the adapter's input/output width.
+BACKBONE_EMBED_DIM = 512
+_MULTI_CUE = ["quality", "blur", "noise", "lowhigh"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    """One named UniQA inference configuration.
+
+    Attributes:
+        name: the metric name (``pyiqa.create_metric(name)``).
+        description: one line for ``pyiqa --list``.
+        options: UniQA constructor options, without ``backbone`` and the test-crop options.
+        adapter_file: file name of the trained adapter + levels; ``None`` for zero-shot cards.
+        train_config: the YAML that trains that adapter (relative to the repository root).
+        lower_better: False: a higher score means better quality.
+        score_range: nominal range of the scores.
+    """
+
+    name: str
+    description: str
+    options: Dict[str, Any]
+    adapter_file: Optional[str] = None
+    train_config: Optional[str] = None
+    lower_better: bool = False
+    score_range: Tuple[float, float] = (0.0, 1.0)
+    backbone_file: str = BACKBONE_FILE
+    arch: str = "UniQA"
+
+
+def _adapter_card(dataset: str, label: str) -> ModelCard:
+    return ModelCard(
+        name=f"uniqa-{dataset}",
+        description=f"UniQA backbone + single-cue adapter trained on {label} (train it with our config)",
+        options=dict(prompts=["quality"], use_adapter=True, learnable_levels=True),
+        adapter_file=f"uniqa_{dataset}_adapter.pth",
+        train_config=f"options/train/UniQA/{dataset}.yml")
+
+
+MODEL_CARDS: Dict[str, ModelCard] = {card.name: card for card in (
+    ModelCard(name="uniqa",
+              description="zero-shot UniQA* (quality+blur+noise+low/high prompt ensemble, no adapter)",
+              options=dict(prompts=list(_MULTI_CUE), use_adapter=False, learnable_levels=False),
+              score_range=(0.2, 1.0)),
+    ModelCard(name="uniqa-single",
+              description="zero-shot UniQA with the quality prompts only (bad ... perfect image)",
+              options=dict(prompts=["quality"], use_adapter=False, learnable_levels=False),
+              score_range=(0.2, 1.0)),
+    _adapter_card("koniq", "KonIQ-10k"),
+    _adapter_card("livec", "LIVE Challenge"),
+    _adapter_card("spaq", "SPAQ"),
+    _adapter_card("ava", "AVA (aesthetics)"),
+)}

@@ -7,26 +7,34 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 FORMAT = "%(asctime)s %(levelname)s: %(message)s"
 
 
-def setup_logging(log_file: Optional[str | Path] = None, rank: int = 0, level: int = logging.INFO) -> None:
-    """Console (+ file) logging for the ``pyiqa`` logger tree; ranks > 0 only report errors."""
-    root = logging.getLogger("pyiqa")
-    root.handlers.clear()
-    root.propagate = False
-    root.setLevel(level if rank == 0 else logging.ERROR)
+def setup_logging(log_file: Optional[str | Path] = None, rank: int = 0, level: int = logging.INFO,
+                  logger_names: Sequence[str] = ("pyiqa",)) -> None:
+    """Console (+ file) logging for the ``pyiqa`` logger tree; ranks > 0 only report errors.
+
+    ``logger_names`` lists the logger trees to configure (e.g. ``("pyiqa", "train_clip")`` for the
+    pre-training application, whose modules log under their own package name); they share handlers.
+    """
     fmt = logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(fmt)
-    root.addHandler(console)
+    handlers: list = [console]
     if log_file is not None and rank == 0:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         fh = logging.FileHandler(log_file, encoding="utf-8")
         fh.setFormatter(fmt)
-        root.addHandler(fh)
+        handlers.append(fh)
+    for name in logger_names:
+        root = logging.getLogger(name)
+        root.handlers.clear()
+        root.propagate = False
+        root.setLevel(level if rank == 0 else logging.ERROR)
+        for handler in handlers:
+            root.addHandler(handler)
 
 
 class ScalarWriter:

@@ -12,7 +12,7 @@ import copy
 import logging
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
@@ -109,6 +109,28 @@ def _check_section(section: Dict[str, Any], schema: Dict[str, bool], where: str)
     for key, required in schema.items():
         if required and section.get(key) is None:
             raise ConfigError(f"Missing required option '{prefix}{key}'")
+
+
+def check_section(section: Any, schema: Mapping[str, bool], where: str = "") -> Dict[str, Any]:
+    """Validate one YAML mapping against ``{key: required}`` and return it.
+
+    Generic form of the checks above for other entry points (e.g. ``train_clip``): unknown keys raise
+    ConfigError naming ``where.key`` and the closest valid key; required keys that are missing or null
+    raise too. ``None`` (an absent optional section) is returned as an empty mapping.
+    """
+    if section is None:
+        section = {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"'{where or 'top level'}' must be a mapping, got {section!r}")
+    prefix = f"{where}." if where else ""
+    for key in section:
+        if key not in schema:
+            raise ConfigError(f"Unknown option '{prefix}{key}'.{closest(str(key), schema)} "
+                              f"Valid keys: {sorted(schema)}")
+    for key, required in schema.items():
+        if required and section.get(key) is None:
+            raise ConfigError(f"Missing required option '{prefix}{key}'")
+    return section
 
 
 def _legacy_notices(opt: Dict[str, Any]) -> List[str]:

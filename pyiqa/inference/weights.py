@@ -1,0 +1,260 @@
+"""Finding, checking and installing the weight files of the model cards. Nothing is ever downloaded.
+
+Lookup order for each file a card needs (the backbone ``UniQA_weight.pt``, and the adapter of the
+trained cards):
+
+1. an explicit path (``backbone=...`` / ``pretrained_model_path=...``; CLI ``--backbone`` /
+   ``--adapter``), used as is: a missing file is an error, never a fallback;
+2. each directory in ``$PYIQA_WEIGHTS_DIR`` (``os.pathsep``-separated);
+3. ``$TORCH_HOME/hub/pyiqa`` (``torch.hub.get_dir()/pyiqa``, pyiqa's usual cache).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import torch
+
+from ..archs.uniqa_arch import (BACKBONE_DOWNLOAD_PAGES, BACKBONE_EMBED_DIM, NUM_LEVELS,
+                                ModelCard)
+from ..archs.clip_backbone import RANDOM_BACKBONES
+from ..utils.errors import CheckpointError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, Path]
+ENV_VAR = "PYIQA_WEIGHTS_DIR"
+# Where options/ lives in a source checkout (the training configs named in the error messages).
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ADAPTER_KEYS = ("adapter.fc.0.weight", "adapter.fc.2.weight", "score_level")
+
+
+def weight_dirs() -> List[Path]:
+    """The directories searched for weight files, in order."""
+    dirs = [Path(p).expanduser() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
+    dirs.append(Path(torch.hub.get_dir()) / "pyiqa")
+    return dirs
+
+
+def _looked_in(file_name: str) -> str:
+    lines = []
+    if not os.environ.get(ENV_VAR):
+        lines.append(f"  - ${ENV_VAR}: not set")
+    lines += [f"  - {d / file_name}" for d in weight_dirs()]
+    return "\n".join(lines)
+
+
+def find_weight(file_name: str) -> Optional[Path]:
+    """The first ``dir/file_name`` that exists among ``weight_dirs()``, else None."""
+    for d in weight_dirs():
+        if (d / file_name).is_file():
+            return d / file_name
+    return None
+
+
+def resolve_backbone(card: ModelCard, explicit: Optional[PathLike] = None) -> str:
+    """Path of the card's backbone (or 'random'/'random-tiny' when asked for explicitly).
+
+    Raises:
+        CheckpointError: the explicit path does not exist, or no directory holds the file; the message
+            names every place looked in, the expected file name and the download pages.
+    """
+    if explicit is not None:
+        if str(explicit) in RANDOM_BACKBONES:
+            return str(explicit)
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"backbone='{explicit}' does not exist (expected the released "
+                                  f"{card.backbone_file}, an OpenAI-format CLIP state dict).")
+        return str(path)
+    found = find_weight(card.backbone_file)
+    if found is not None:
+        return str(found)
+    pages = "\n".join(f"  {site}: {url}" for site, url in BACKBONE_DOWNLOAD_PAGES)
+    raise CheckpointError(
+        f"'{card.name}' needs the UniQA backbone weights '{card.backbone_file}' (~300 MB), not found. "
+        f"Looked in:\n{_looked_in(card.backbone_file)}\n"
+        f"They cannot be downloaded automatically; download '{card.backbone_file}' from the authors' "
+        f"pages:\n{pages}\n"
+        f"then put it in one of the folders above (or set {ENV_VAR} to its folder), or pass "
+        f"backbone='path/to/{card.backbone_file}' (CLI: --backbone). backbone='random' gives an "
+        "UNTRAINED model for demos and tests.")
+
+
+def resolve_adapter(card: ModelCard, explicit: Optional[PathLike] = None) -> Optional[Path]:
+    """Path of the card's trained adapter; None for zero-shot cards.
+
+    Raises:
+        CheckpointError: an adapter path was given to a zero-shot card, or the file is missing; the
+            message says how to train and install it.
+    """
+    if card.adapter_file is None:
+        if explicit is not None:
+            raise CheckpointError(
+                f"'{card.name}' is zero-shot and takes no adapter (pretrained_model_path='{explicit}'); "
+                "use an adapter card such as 'uniqa-koniq' with it.")
+        return None
+    if explicit is not None:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise CheckpointError(f"pretrained_model_path='{explicit}' does not exist (expected the "
+                                  f"trained adapter of '{card.name}').")
+        return path
+    found = find_weight(card.adapter_file)
+    if found is not None:
+        return found
+    config = card.train_config or "options/train/UniQA/koniq.yml"
+    how = (f"python train.py -opt {config}" if (REPO_ROOT / config).is_file() else
+           f"copy options/train/UniQA/koniq.yml to {config} (no config ships for this dataset yet), "
+           f"point its datasets at the {card.name.split('-', 1)[-1]} images, then "
+           f"python train.py -opt {config}")
+    raise CheckpointError(
+        f"'{card.name}' needs its trained adapter '{card.adapter_file}', not found. Looked in:\n"
+        f"{_looked_in(card.adapter_file)}\n"
+        "The authors released no trained adapters; make it yourself:\n"
+        f"  1. train it: {how}\n"
+        f"  2. install it: pyiqa install-weights {card.name} experiments/<run name>/models/net_best.pth\n"
+        f"or pass pretrained_model_path='path/to/net_best.pth' (CLI: --adapter). Zero-shot scoring "
+        "needs no adapter: create_metric('uniqa').")
+
+
+def read_adapter(path: PathLike, card: ModelCard,
+                 embed_dim: Optional[int] = None) -> Dict[str, torch.Tensor]:
+    """The adapter + score levels of a checkpoint, checked against ``card`` (keys, shapes, prompts).
+
+    Accepts our training checkpoints (``{'params': ..., 'arch': ...}``), the release's
+    ``{'params': {...}}`` and bare dicts. ``embed_dim``: the expected CLIP embedding width, if known.
+
+    Raises:
+        CheckpointError: unreadable file, wrong keys or shapes, or trained with other prompts.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for corrupt or non-torch files
+        raise CheckpointError(f"Cannot read adapter checkpoint '{path}': {type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''}") from err
+    params = _params_of(ckpt, path)
+    _check_arch(ckpt, path, card)
+    _check_shapes(params, path, embed_dim)
+    return params
+
+
+def _params_of(ckpt: Any, path: Path) -> Dict[str, torch.Tensor]:
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("params"), dict):
+        ckpt = ckpt["params"]
+    if not isinstance(ckpt, dict) or not all(torch.is_tensor(v) for v in ckpt.values()):
+        found = list(ckpt)[:8] if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"'{path}' is not an adapter checkpoint: expected {{'params': {{...}}}} "
+                              f"with {list(ADAPTER_KEYS)} (found: {found}).")
+    params = {}
+    for key, value in ckpt.items():
+        while key.startswith("module."):
+            key = key[len("module."):]
+        params[key] = value
+    missing = [k for k in ADAPTER_KEYS if k not in params]
+    unexpected = sorted(set(params) - set(ADAPTER_KEYS))
+    if missing or unexpected:
+        hint = (" Keys under 'clip.' mean a full model state_dict: save trainable_state_dict() instead."
+                if any(k.startswith("clip.") for k in unexpected) else "")
+        raise CheckpointError(f"Adapter checkpoint '{path}' does not fit a UniQA adapter: missing keys "
+                              f"{missing}, unexpected keys {unexpected[:8]}.{hint}")
+    return params
+
+
+def _check_arch(ckpt: Any, path: Path, card: ModelCard) -> None:
+    """Our checkpoints record the prompts they were trained with: they must be the card's."""
+    arch = ckpt.get("arch") if isinstance(ckpt, dict) else None
+    if not isinstance(arch, dict):
+        return  # the release's files carry no options: shapes are all we can check
+    prompts = arch.get("prompts")
+    if prompts is not None and list(prompts) != list(card.options["prompts"]):
+        raise CheckpointError(
+            f"Adapter '{path}' was trained with prompts {list(prompts)}, but '{card.name}' scores with "
+            f"{card.options['prompts']}; train with the card's prompts (config "
+            f"{card.train_config}) or pass both files explicitly to a matching card.")
+    if arch.get("use_adapter") is False:
+        raise CheckpointError(f"'{path}' comes from a zero-shot model (use_adapter: false): it holds no "
+                              "trained adapter.")
+
+
+def _check_shapes(params: Dict[str, torch.Tensor], path: Path, embed_dim: Optional[int]) -> None:
+    w1, w2, levels = (params[k] for k in ADAPTER_KEYS)
+    problems = []
+    if w1.dim() != 2 or w2.dim() != 2 or tuple(w2.shape) != tuple(w1.shape)[::-1]:
+        problems.append(f"adapter weights {tuple(w1.shape)} and {tuple(w2.shape)} are not (H, D) and "
+                        "(D, H)")
+    elif embed_dim is not None and w1.shape[1] != embed_dim:
+        problems.append(f"adapter width D={w1.shape[1]} but the backbone embeds in {embed_dim} "
+                        "dimensions (another backbone?)")
+    if tuple(levels.shape) != (NUM_LEVELS,):
+        problems.append(f"score_level has shape {tuple(levels.shape)}, expected ({NUM_LEVELS},)")
+    if problems:
+        raise CheckpointError(f"Adapter checkpoint '{path}': {'; '.join(problems)}.")
+
+
+def adapter_hidden_width(params: Dict[str, torch.Tensor]) -> int:
+    """Bottleneck width H of an adapter (``embedding_dim`` of UniQA)."""
+    return int(params["adapter.fc.0.weight"].shape[0])
+
+
+def install_weights(card: ModelCard, checkpoint: PathLike,
+                    weights_dir: Optional[PathLike] = None) -> Path:
+    """Check ``checkpoint`` fits ``card``'s adapter and copy it atomically to the weights directory.
+
+    The target is ``weights_dir`` if given, else the first writable of ``weight_dirs()``, under the
+    card's file name (so ``create_metric(card.name)`` finds it).
+
+    Raises:
+        CheckpointError: the card is zero-shot, or the checkpoint does not fit its adapter.
+    """
+    if card.adapter_file is None:
+        raise CheckpointError(f"'{card.name}' is zero-shot: it has no trained weights to install. Put "
+                              f"{card.backbone_file} in a weights folder instead.")
+    src = Path(checkpoint).expanduser()
+    if not src.is_file():
+        raise CheckpointError(f"Checkpoint '{src}' does not exist.")
+    read_adapter(src, card, embed_dim=BACKBONE_EMBED_DIM)
+    target_dir = Path(weights_dir).expanduser() if weights_dir else _first_writable(weight_dirs())
+    target = target_dir / card.adapter_file
+    _atomic_copy(src, target)
+    logger.info("Installed '%s' as %s", src, target)
+    return target
+
+
+def _first_writable(dirs: List[Path]) -> Path:
+    for d in dirs:
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(d, os.W_OK):
+            return d
+    raise CheckpointError(f"None of the weights folders is writable: {[str(d) for d in dirs]}; "
+                          f"set {ENV_VAR} to a writable folder.")
+
+
+def _atomic_copy(src: Path, dst: Path) -> None:
+    """Copy to a temporary file next to ``dst``, fsync, then rename: readers never see half a file."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+            shutil.copyfileobj(inp, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, dst)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def describe_weights(card: ModelCard) -> Tuple[Optional[Path], Optional[Path]]:
+    """(backbone, adapter) files found for ``card`` in the weights folders (None where missing)."""
+    adapter = find_weight(card.adapter_file) if card.adapter_file else None
+    return find_weight(card.backbone_file), adapter
