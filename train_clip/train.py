@@ -31,7 +31,8 @@ from pyiqa.data.resumable_sampler import ResumableSampler  # noqa: E402
 from pyiqa.train import select_device  # noqa: E402
 from pyiqa.utils import dist  # noqa: E402
 from pyiqa.utils.checkpoint import atomic_save, load_checkpoint  # noqa: E402
-from pyiqa.utils.errors import CheckpointError, ConfigError, PyiqaError  # noqa: E402
+from pyiqa.utils.entry import run_cli  # noqa: E402
+from pyiqa.utils.errors import CheckpointError, ConfigError  # noqa: E402
 from pyiqa.utils.experiment import ExperimentPaths  # noqa: E402
 from pyiqa.utils.logger import ScalarWriter, setup_logging  # noqa: E402
 from pyiqa.utils.options import dump_options  # noqa: E402
@@ -319,12 +320,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
 
 
 def cli() -> None:
-    try:
-        main()
-    except PyiqaError as err:
-        logging.getLogger("train_clip").error("%s", err)
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(2)
+    run_cli(main, logger_name="train_clip")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
@@ -22,6 +21,7 @@ import torch
 from ..archs.uniqa_arch import (BACKBONE_DOWNLOAD_PAGES, BACKBONE_EMBED_DIM, NUM_LEVELS,
                                 ModelCard)
 from ..archs.clip_backbone import RANDOM_BACKBONES
+from ..utils.checkpoint import atomic_write
 from ..utils.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -239,19 +239,11 @@ def _first_writable(dirs: List[Path]) -> Path:
 
 
 def _atomic_copy(src: Path, dst: Path) -> None:
-    """Copy to a temporary file next to ``dst``, fsync, then rename: readers never see half a file."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=".tmp", dir=dst.parent)
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+    """Copy with :func:`atomic_write`: readers never see half a file."""
+    def copy(out) -> None:
+        with open(src, "rb") as inp:
             shutil.copyfileobj(inp, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dst)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_write(dst, copy)
 
 
 def describe_weights(card: ModelCard) -> Tuple[Optional[Path], Optional[Path]]:

@@ -6,11 +6,11 @@ import sys
 from typing import Callable
 
 
-def run_cli(main: Callable[[], object]) -> None:
+def run_cli(main: Callable[[], object], logger_name: str = "pyiqa") -> None:
     from .errors import PyiqaError
     try:
         main()
     except PyiqaError as e:
-        logging.getLogger("pyiqa").error("%s", e)
+        logging.getLogger(logger_name).error("%s", e)
         sys.stderr.write(f"error: {e}\n")
         sys.exit(2)

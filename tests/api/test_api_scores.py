@@ -1,5 +1,4 @@
 """Scores equal an independent computation of the paper's formula; determinism; bf16; gradients."""
-import math
 
 import open_clip
 import pytest
