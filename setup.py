@@ -9,7 +9,7 @@ setup(
     name="pyiqa-uniqa",
     version=VERSION,
     description="UniQA (unified image quality and aesthetics assessment) in a pyiqa-style framework",
-    packages=find_packages(include=["pyiqa", "pyiqa.*"]),
+    packages=find_packages(include=["pyiqa", "pyiqa.*", "train_clip", "train_clip.*"]),
     python_requires=">=3.9",
     install_requires=[
         "torch",

@@ -39,6 +39,11 @@ def train_options(name: str, demo: Dict[str, Any], backbone: Path, **changes: An
                    "wandb": {"project": None, "resume_id": None}},
         "dist_params": {"backend": "gloo", "port": 29500},
     }
+    return apply_changes(opt, changes)
+
+
+def apply_changes(opt: Dict[str, Any], changes: Dict[str, Any]) -> Dict[str, Any]:
+    """Set nested options from keyword names such as ``train__total_iter=20``."""
     for dotted, value in changes.items():
         node = opt
         keys = dotted.split("__")

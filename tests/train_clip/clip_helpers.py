@@ -11,6 +11,8 @@ from typing import Any, Dict, List
 import numpy as np
 from PIL import Image
 
+from helpers import apply_changes
+
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 30), "blue": (30, 30, 220), "yellow": (230, 230, 30),
            "purple": (150, 30, 160), "cyan": (30, 210, 210), "white": (240, 240, 240), "black": (15, 15, 15)}
 
@@ -57,13 +59,7 @@ def clip_options(name: str, pairs: Dict[str, Any], **changes: Any) -> Dict[str, 
         "logger": {"print_freq": 1, "save_checkpoint_freq": 8, "keep_checkpoints": 5},
         "dist_params": {"backend": "gloo"},
     }
-    for dotted, value in changes.items():
-        node = opt
-        keys = dotted.split("__")
-        for key in keys[:-1]:
-            node = node.setdefault(key, {})
-        node[keys[-1]] = value
-    return opt
+    return apply_changes(opt, changes)
 
 
 LOSS_RE = re.compile(r"step +(\d+)/\d+\] loss ([\d.]+)")
