@@ -17,7 +17,7 @@ from .models import GeneralIQAModel
 from .utils import dist
 from .utils.checkpoint import atomic_save, load_checkpoint
 from .utils.errors import ConfigError, PyiqaError
-from .utils.experiment import ExperimentPaths
+from .utils.experiment import ExperimentPaths, resume_state_path
 from .utils.entry import run_cli
 from .utils.logger import ScalarWriter, setup_logging
 from .utils.options import dataset_phase, dump_options, parse_options
@@ -89,7 +89,7 @@ class Trainer:
             backend = (opt.get("dist_params") or {}).get("backend")
             self.rank, local_rank, self.world_size = dist.init_dist(backend)
         self.paths = ExperimentPaths(Path(args.root), opt["name"])
-        resume_from = self._find_resume_state()
+        resume_from = resume_state_path(opt, self.paths, args.auto_resume)
         if self.rank == 0:
             archived = self.paths.prepare(resume=resume_from is not None)
         dist.barrier()
@@ -117,14 +117,6 @@ class Trainer:
                                    purge_step=self.current_iter + 1 if resume_from else None)
 
     # ------------------------------------------------------------------------------------ set-up
-    def _find_resume_state(self) -> Optional[Path]:
-        explicit = (self.opt.get("path") or {}).get("resume_state")
-        if explicit:
-            return Path(explicit)
-        if self.args.auto_resume:
-            return self.paths.latest_state()
-        return None
-
     def _build_data(self) -> None:
         opt = self.opt
         self.eval_sets = []

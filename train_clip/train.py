@@ -33,7 +33,7 @@ from pyiqa.utils import dist  # noqa: E402
 from pyiqa.utils.checkpoint import atomic_save, load_checkpoint  # noqa: E402
 from pyiqa.utils.entry import run_cli  # noqa: E402
 from pyiqa.utils.errors import CheckpointError, ConfigError  # noqa: E402
-from pyiqa.utils.experiment import ExperimentPaths  # noqa: E402
+from pyiqa.utils.experiment import ExperimentPaths, resume_state_path  # noqa: E402
 from pyiqa.utils.logger import ScalarWriter, setup_logging  # noqa: E402
 from pyiqa.utils.options import dump_options  # noqa: E402
 from pyiqa.utils.rng import get_rng_state, set_random_seed, set_rng_state  # noqa: E402
@@ -70,7 +70,7 @@ class Trainer:
         if args.launcher == "pytorch":
             self.rank, local_rank, self.world_size = dist.init_dist((opt.get("dist_params") or {}).get("backend"))
         self.paths = ExperimentPaths(Path(args.root), opt["name"])
-        resume_from = self._find_resume_state()
+        resume_from = resume_state_path(opt, self.paths, args.auto_resume)
         archived = self.paths.prepare(resume=resume_from is not None) if self.rank == 0 else None
         dist.barrier()
         setup_logging(self.paths.exp_dir / f"train_clip_{opt['name']}_{time.strftime('%Y%m%d_%H%M%S')}.log",
@@ -117,12 +117,6 @@ class Trainer:
                                    purge_step=self.step + 1 if resume_from else None)
 
     # ------------------------------------------------------------------------------------ set-up
-    def _find_resume_state(self) -> Optional[Path]:
-        explicit = (self.opt.get("path") or {}).get("resume_state")
-        if explicit:
-            return Path(explicit)
-        return self.paths.latest_state() if self.args.auto_resume else None
-
     def _build_data(self) -> None:
         data, tr = self.opt["data"], self.opt["train"]
         samples = build_samples(data["train"], "data.train")

@@ -53,3 +53,11 @@ class ExperimentPaths:
         states = [(int(m.group(1)), p) for p in self.training_states.glob("*.state")
                   if (m := re.fullmatch(r"(\d+)\.state", p.name))]
         return max(states)[1] if states else None
+
+
+def resume_state_path(opt: dict, paths: ExperimentPaths, auto_resume: bool) -> Optional[Path]:
+    """``path.resume_state`` when set, else the newest training state with ``--auto_resume``."""
+    explicit = (opt.get("path") or {}).get("resume_state")
+    if explicit:
+        return Path(explicit)
+    return paths.latest_state() if auto_resume else None
