@@ -27,5 +27,6 @@ setup(
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["pyiqa=pyiqa.cli:main", "pyiqa-train=pyiqa.train:cli",
-                                    "pyiqa-test=pyiqa.test:cli"]},
+                                    "pyiqa-test=pyiqa.test:cli",
+                                    "pyiqa-train-clip=train_clip.trainer:cli"]},
 )

@@ -8,8 +8,6 @@ Scoring without training::
 
 ``import pyiqa`` stays light: the inference API (torch, open_clip) is imported on first use.
 """
-from typing import Any, List
-
 from .version import __version__
 
 __all__ = ["__version__", "create_metric", "list_models"]
@@ -17,12 +15,12 @@ __all__ = ["__version__", "create_metric", "list_models"]
 _LAZY = {"create_metric": "pyiqa.inference", "list_models": "pyiqa.inference"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> "object":
     if name in _LAZY:
         import importlib
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'pyiqa' has no attribute '{name}'")
 
 
-def __dir__() -> List[str]:
+def __dir__() -> "list[str]":
     return sorted(list(globals()) + list(_LAZY))

@@ -8,9 +8,9 @@ import logging
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .data import build_dataset
+from .data import build_dataloader, build_dataset
+from .engine.run import select_device
 from .models import GeneralIQAModel
-from .train import build_eval_loader, select_device
 from .utils.errors import ConfigError
 from .utils.entry import run_cli
 from .utils.logger import setup_logging
@@ -75,8 +75,10 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
         raise ConfigError("No datasets.test* (or val*) section to evaluate in " + str(args.opt))
     results = {}
     for key, d_opt in sets:
-        ds = build_dataset(d_opt, dataset_phase(key), where=f"datasets.{key}")
-        metrics, result = model.evaluate(build_eval_loader(ds, d_opt), metrics_opt, desc=key, pbar=True)
+        phase, where = dataset_phase(key), f"datasets.{key}"
+        ds = build_dataset(d_opt, phase, where=where)
+        loader = build_dataloader(ds, d_opt, phase, where=where, device=device)
+        metrics, result = model.evaluate(loader, metrics_opt, desc=key, pbar=True)
         name = d_opt.get("name", key)
         csv_path = out_dir / f"predictions_{name}.csv"
         write_predictions(csv_path, result)

@@ -20,7 +20,7 @@ from open_clip.transform import AugmentationCfg, image_transform
 from torch.utils.data import Dataset
 
 from pyiqa.archs.uniqa_arch import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from pyiqa.data import load_image
+from pyiqa.data import decode_image
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
 
@@ -244,7 +244,7 @@ class CaptionDataset(Dataset):
         for attempt in range(MAX_REPLACEMENTS):
             path, captions = self.samples[idx]
             try:
-                img = load_image(path)
+                img = decode_image(path)
                 break
             except DataError as err:
                 failed.append((path, str(err)))

@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from pyiqa.archs.uniqa_arch import UniQA
 from pyiqa.data import build_dataset, collate_images
 from pyiqa.metrics import calculate_plcc, calculate_srcc
+from pyiqa.models.predict import predict
 from pyiqa.utils.errors import ConfigError
 
 from .data import CaptionDataset, build_samples, clip_transform, collate
@@ -91,14 +92,9 @@ class Evaluator:
                     num_crops=int(self.opt.get("num_crops", 10))).to(self.device).eval()
         out = {}
         for name, _, loader in self.iqa_sets:
-            preds, mos = [], []
-            for batch in loader:
-                img = batch["img"]
-                img = [t.to(self.device) for t in img] if isinstance(img, list) else img.to(self.device)
-                preds.extend(net(img).float().flatten().cpu().tolist())
-                mos.extend(batch["mos_label"].float().flatten().tolist())
-            out[f"iqa/{name}/srcc"] = calculate_srcc(preds, mos)
-            out[f"iqa/{name}/plcc"] = calculate_plcc(preds, mos)
+            result = predict(net, loader, self.device, desc=f"eval.iqa.{name}")
+            out[f"iqa/{name}/srcc"] = calculate_srcc(result["pred"], result["mos"])
+            out[f"iqa/{name}/plcc"] = calculate_plcc(result["pred"], result["mos"])
         return out
 
     def _retrieval(self, model: CLIP) -> Dict[str, float]:

@@ -100,7 +100,7 @@ def export_state(state_path: Path, out: Path, dtype: str = "fp32") -> Path:
     layout and read back through the core's loader to check it.
     """
     from pyiqa.utils.checkpoint import load_checkpoint
-    state = load_checkpoint(state_path)  # our own file: holds RNG states, so not weights_only
+    state = load_checkpoint(state_path, "training state")  # weights_only: a planted file cannot run code
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{state_path} is not a train_clip training state (no 'model' entry)")
     sd: Dict[str, Any] = {k: v.to(DTYPES[dtype]) if v.is_floating_point() else v for k, v in state["model"].items()}

@@ -11,6 +11,7 @@ from typing import Any, Dict, Iterable
 
 from pyiqa.utils.errors import ConfigError
 from pyiqa.utils.options import apply_overrides, check_section, load_yaml
+from pyiqa.utils.precision import check_precision
 
 # section -> {key: required?}
 TOP = {"name": True, "num_gpu": False, "manual_seed": False, "precision": False, "model": True,
@@ -32,7 +33,6 @@ EXPORT = {"filename": False, "dtype": False, "verify": False}
 DIST = {"backend": False}
 PATH = {"resume_state": False}
 
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
 EXPORT_DTYPES = ("fp32", "fp16", "bf16")
 
 
@@ -97,8 +97,7 @@ def validate(opt: Dict[str, Any]) -> None:
         raise ConfigError(f"'export.dtype' must be one of {list(EXPORT_DTYPES)}, got {export['dtype']!r}")
     check_section(opt.get("dist_params"), DIST, "dist_params")
     check_section(opt.get("path"), PATH, "path")
-    if opt.get("precision", "auto") not in PRECISIONS:
-        raise ConfigError(f"'precision' must be one of {list(PRECISIONS)}, got {opt['precision']!r}")
+    check_precision(opt.get("precision", "auto"))
 
 
 def per_rank_batch(global_batch: int, world_size: int, accum_steps: int) -> int:

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-from typing import Callable, ContextManager, List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 from open_clip.loss import ClipLoss
 
-from pyiqa.utils.errors import ConfigError
-from pyiqa.utils.precision import cpu_has_fast_bf16
+from pyiqa.utils.precision import autocast
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the temperature multiplier at 100
 Batch = Tuple[torch.Tensor, torch.Tensor]  # (images (B, 3, S, S), tokens (B, 77))
@@ -29,25 +28,6 @@ def build_loss(local_loss: bool = True, gather_with_grad: bool = True, rank: int
     gathered embeddings, so both settings give the single-device gradient."""
     return ClipLoss(local_loss=local_loss, gather_with_grad=gather_with_grad, cache_labels=True,
                     rank=rank, world_size=world_size)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """'auto' -> bf16 autocast on CUDA (fp16 without bf16 support) and fast-bf16 CPUs, else fp32."""
-    if precision == "auto":
-        if device.type == "cuda":
-            return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-        return "bf16" if cpu_has_fast_bf16() else "fp32"
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision: fp16 (autocast + grad scaler) needs CUDA; use fp32 or bf16 on CPU")
-    return precision
-
-
-def autocast_factory(precision: str, device: torch.device) -> Callable[[], ContextManager]:
-    """A context factory: mixed-precision autocast for bf16/fp16, nothing for fp32. Weights stay fp32."""
-    if precision == "fp32":
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 class ContrastiveStep:
@@ -67,7 +47,7 @@ class ContrastiveStep:
                  optimizer: torch.optim.Optimizer, precision: str, device: torch.device,
                  grad_clip_norm: Optional[float] = None):
         self.model, self.raw, self.loss, self.optimizer = model, raw, loss, optimizer
-        self.autocast = autocast_factory(precision, device)
+        self.autocast = autocast(precision, device)
         self.scaler = torch.amp.GradScaler("cuda") if precision == "fp16" else None
         self.grad_clip_norm = grad_clip_norm
         self.ddp = isinstance(model, torch.nn.parallel.DistributedDataParallel)

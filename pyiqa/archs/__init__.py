@@ -13,6 +13,9 @@ __all__ = ["ARCH_REGISTRY", "PROMPT_GROUPS", "VARIANTS", "UniQA", "build_clip", 
            "load_clip_state_dict", "save_random_backbone"]
 
 
-def build_network(opt: Dict[str, Any], where: str = "network") -> nn.Module:
-    """Build the network of ``opt`` (``{'type': name, **options}``); ``where`` names it in errors."""
-    return ARCH_REGISTRY.build(opt, where)
+def build_network(opt: Dict[str, Any], where: str = "network", **runtime: Any) -> nn.Module:
+    """Build the network of ``opt`` (``{'type': name, **options}``); ``where`` names it in errors.
+
+    ``runtime``: constructor arguments that are not part of the saved options (e.g. ``backbone_dtype``).
+    """
+    return ARCH_REGISTRY.build(opt, where, **runtime)

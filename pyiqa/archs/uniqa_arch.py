@@ -9,8 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-import math
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import open_clip
 import torch
@@ -18,16 +17,18 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..utils.errors import CheckpointError, ConfigError
-from ..utils.precision import DTYPES
+from ..utils.precision import weight_dtype
 from ..utils.registry import ARCH_REGISTRY, closest
 from .clip_backbone import build_clip
+from .crops import TEST_CROPS, CropSpec, make_crops, to_unit_float
 
 logger = logging.getLogger(__name__)
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-# Five prompts per group, ordered low to high quality so they line up with the score levels.
+NUM_LEVELS = 5
+# Five prompts per group (NUM_LEVELS), ordered low to high quality so they line up with the score levels.
 PROMPT_GROUPS: Dict[str, Tuple[str, ...]] = {
     "quality": ("bad image", "poor image", "fair image", "good image", "perfect image"),
     "blur": ("extremely blurry image", "blurry image", "fair image", "sharp image",
@@ -39,16 +40,26 @@ PROMPT_GROUPS: Dict[str, Tuple[str, ...]] = {
     "content": ("bad content", "poor content", "fair content", "good content", "perfect content"),
 }
 
+
+def check_prompt_groups(groups: Mapping[str, Sequence[str]], where: str = "PROMPT_GROUPS") -> None:
+    """Every group must hold exactly NUM_LEVELS prompts: the logits are viewed as (N, G, NUM_LEVELS),
+    so a group of another length would silently shift every later group onto the wrong levels."""
+    for name, prompts in groups.items():
+        count = 1 if isinstance(prompts, str) else len(prompts)
+        if count != NUM_LEVELS:
+            raise ConfigError(f"Prompt group '{name}' in {where} ({__name__}) holds {count} prompt(s); "
+                              f"it needs exactly {NUM_LEVELS}, ordered low to high quality (one per "
+                              f"score level): {prompts!r}")
+
+
+check_prompt_groups(PROMPT_GROUPS)
+
 # Class names of the authors' release -> constructor options, so their YAMLs build this class.
 VARIANTS: Dict[str, Dict[str, Any]] = {
     "UniQA_Adapter_Patchtest": {"prompts": ["quality"]},
     "UniQA_Adapter_Patchtest_PromptEs": {"prompts": ["quality", "blur", "noise", "lowhigh"]},
     "UniQA_Adapter_Patchtest_PromptEs_AGIQA": {"prompts": ["quality", "content"]},
 }
-
-# random10: seeded per image (reproducible); random10-global: the release's global-RNG draw.
-TEST_CROPS = ("random10", "random10-global", "grid", "center", "five")
-NUM_LEVELS = 5
 
 ImageBatch = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -234,6 +245,28 @@ class UniQA(nn.Module):
         """Score crops ``x`` (N, 3, S, S) in [0, 1] -> (N, 1); mean over prompt groups."""
         return self.group_scores(x).mean(dim=-1, keepdim=True)
 
+    def score_crops(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-image scores from the test crops of each image (list of (K_i, 3, S, S)) -> (N,) float32.
+
+        The one path from test crops to image scores (eval ``forward`` and the inference metric both
+        end here): all crops go through the network in one forward pass; an image's score is the mean
+        of its crops' scores. uint8 crops (0-255) are converted to [0, 1] floats on the device.
+        """
+        if not crops:
+            raise ValueError("score_crops got no images (an empty list of crops)")
+        counts = [c.shape[0] for c in crops]
+        if len({c.dtype for c in crops}) > 1:  # uint8 mixed with float: convert before concatenating
+            crops = [to_unit_float(c) for c in crops]
+        # Concatenate before converting: uint8 moves to the device 4x lighter.
+        x = torch.cat([c.to(self.mean.device, non_blocking=True) for c in crops])  # (sum K_i, 3, S, S)
+        per_crop = self.forward_crops(to_unit_float(x))[:, 0]  # (sum K_i,)
+        return torch.stack([s.mean() for s in per_crop.split(counts)]).float()
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """The test-crop protocol (read on each use, so changing ``test_crop`` etc. takes effect)."""
+        return CropSpec(self.sample_size, self.test_crop, self.num_crops, self.crop_seed)
+
     def forward(self, x: ImageBatch) -> torch.Tensor:
         """Training: ``x`` are crops (N, 3, S, S). Eval: full images, a (N, 3, H, W) tensor or a list
         of (3, H, W) tensors of any sizes, scored by averaging test crops. Returns (N, 1)."""
@@ -243,44 +276,27 @@ class UniQA(nn.Module):
                 raise ValueError(f"In training mode UniQA expects crops (N, 3, {self.sample_size}, "
                                  f"{self.sample_size}), got {shape}; crop in the data pipeline.")
             return self.forward_crops(x)
-        groups = self._image_groups(x)
-        crops, counts = [], []
-        for g in groups:  # g: (B, 3, H, W), all images of one size
-            positions = self.crop_positions(g.shape[-2], g.shape[-1])
-            s = self.sample_size
-            crops.extend(g[:, :, i:i + s, j:j + s] for i, j in positions)  # K x (B, 3, S, S)
-            counts.append((len(positions), g.shape[0]))
-        scores = self.forward_crops(torch.cat(crops))  # (sum K*B, 1), crop-major per group
-        per_image = [chunk.view(k, b).mean(dim=0)
-                     for chunk, (k, b) in zip(scores.split([k * b for k, b in counts]), counts)]
-        return torch.cat(per_image).unsqueeze(-1)  # (N, 1)
+        spec = self.crop_spec
+        # A (B, 3, H, W) tensor is cut at one set of positions, as the release did per batch.
+        crops = [c for batch in self._image_batches(x) for c in make_crops(batch, spec)]
+        return self.score_crops(crops).unsqueeze(-1)  # (N, 1)
 
-    # ------------------------------------------------------------------ test-time crops
-    def _image_groups(self, x: ImageBatch) -> List[torch.Tensor]:
-        """Batches of same-size images, each upscaled so its shorter side is at least S."""
+    @staticmethod
+    def _image_batches(x: ImageBatch) -> List[torch.Tensor]:
+        """The eval input as (B, 3, H, W) batches: the tensor itself, or one batch per list image."""
         if torch.is_tensor(x):
             if x.dim() != 4 or x.shape[1] != 3:
                 raise ValueError(f"UniQA expects RGB images (N, 3, H, W), got {tuple(x.shape)}")
-            groups = [x]
-        else:
-            groups = []
-            for k, img in enumerate(x):
-                if not torch.is_tensor(img) or img.dim() != 3 or img.shape[0] != 3:
-                    shape = tuple(img.shape) if torch.is_tensor(img) else type(img).__name__
-                    raise ValueError(f"Image {k} of the list must be (3, H, W), got {shape}")
-                groups.append(img.unsqueeze(0))
-            if not groups:
-                raise ValueError("UniQA got an empty list of images")
-        return [self._upscale(g) for g in groups]
-
-    def _upscale(self, x: torch.Tensor) -> torch.Tensor:
-        """Bicubic resize keeping the aspect ratio so the shorter side is S (only if smaller)."""
-        return upscale_short_side(x, self.sample_size)
-
-    def crop_positions(self, h: int, w: int) -> List[Tuple[int, int]]:
-        """(top, left) of each test crop of an h x w image (h, w >= S), per ``test_crop``."""
-        return make_crop_positions(h, w, self.sample_size, self.test_crop, self.num_crops,
-                                   self.crop_seed)
+            return [x]
+        batches = []
+        for k, img in enumerate(x):
+            if not torch.is_tensor(img) or img.dim() != 3 or img.shape[0] != 3:
+                shape = tuple(img.shape) if torch.is_tensor(img) else type(img).__name__
+                raise ValueError(f"Image {k} of the list must be (3, H, W), got {shape}")
+            batches.append(img.unsqueeze(0))
+        if not batches:
+            raise ValueError("UniQA got an empty list of images")
+        return batches
 
     # ------------------------------------------------------------------ checkpoints
     def trainable_state_dict(self) -> Dict[str, torch.Tensor]:
@@ -339,80 +355,11 @@ def _check_clip_model(clip_model: Any, sample_size: int) -> nn.Module:
     return clip_model
 
 
-def upscale_short_side(x: torch.Tensor, s: int) -> torch.Tensor:
-    """Bicubic resize of ``x`` (N, 3, H, W) keeping the aspect ratio so the shorter side is ``s``;
-    returned unchanged when it already is at least ``s``. Result float in [0, 1]."""
-    h, w = x.shape[-2:]
-    if min(h, w) >= s:
-        return x
-    scale = s / min(h, w)
-    size = (max(s, round(h * scale)), max(s, round(w * scale)))
-    x = F.interpolate(x.float(), size=size, mode="bicubic", align_corners=False, antialias=True)
-    return x.clamp(0.0, 1.0)  # bicubic overshoots the [0, 1] range
-
-
-def make_crop_positions(h: int, w: int, sample_size: int, test_crop: str, num_crops: int,
-                        crop_seed: int) -> List[Tuple[int, int]]:
-    """(top, left) of each ``sample_size`` test crop of an h x w image (h, w >= sample_size).
-
-    A plain function of the crop options, so data-loading workers can crop without the model.
-    """
-    s = sample_size
-    mh, mw = h - s, w - s  # largest valid top / left
-    if test_crop == "center":
-        return [(mh // 2, mw // 2)]
-    if test_crop == "five":
-        return [(mh // 2, mw // 2), (0, 0), (0, mw), (mh, 0), (mh, mw)]
-    if test_crop == "grid":
-        return _grid_positions(mh, mw, num_crops)
-    # The release draws top then left per crop with torch.randint; 'random10' makes the same draws
-    # from a generator reseeded for every image, so a score depends only on the image.
-    gen = None
-    if test_crop == "random10":
-        gen = torch.Generator().manual_seed(crop_seed)
-    positions = []
-    for _ in range(num_crops):
-        i = torch.randint(0, mh + 1, size=(1,), generator=gen).item()
-        j = torch.randint(0, mw + 1, size=(1,), generator=gen).item()
-        positions.append((int(i), int(j)))
-    return positions
-
-
 def _as_dtype(dtype: Optional[Union[str, torch.dtype]]) -> Optional[torch.dtype]:
-    """'fp32' / 'bf16' / 'fp16' / torch.dtype / None -> torch.dtype or None."""
+    """A resolved precision name ('fp32' / 'bf16' / 'fp16'), a torch.dtype or None -> torch.dtype or None."""
     if dtype is None or isinstance(dtype, torch.dtype):
         return dtype
-    if dtype not in DTYPES:
-        raise ConfigError(f"Unknown backbone_dtype '{dtype}'; valid: {sorted(DTYPES)}")
-    return DTYPES[dtype]
-
-
-def _grid_positions(mh: int, mw: int, n: int) -> List[Tuple[int, int]]:
-    """``n`` (top, left) positions spread evenly over [0, mh] x [0, mw] in a near-square grid.
-
-    Uses rows x cols = n exactly when n factors with cols <= 3 rows (10 -> 2 x 5); otherwise the
-    smallest near-square grid with >= n cells, thinned to n evenly spaced cells. The longer image
-    side gets the larger count.
-    """
-    rows = max(r for r in range(1, int(math.isqrt(n)) + 1) if n % r == 0)
-    cols = n // rows
-    if cols > 3 * rows:
-        rows = max(1, math.isqrt(n))
-        cols = math.ceil(n / rows)
-    if mh > mw:
-        rows, cols = cols, rows
-    cells = [(t, l) for t in _spread(mh, rows) for l in _spread(mw, cols)]
-    if len(cells) > n:
-        keep = torch.linspace(0, len(cells) - 1, n).round().long().tolist()
-        cells = [cells[k] for k in keep]
-    return cells
-
-
-def _spread(m: int, k: int) -> List[int]:
-    """``k`` offsets evenly spaced over [0, m]; a single one is centred."""
-    if k == 1:
-        return [m // 2]
-    return torch.linspace(0, m, k).round().long().tolist()
+    return weight_dtype(dtype)
 
 
 def _register_variants() -> None:

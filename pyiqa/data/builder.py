@@ -5,27 +5,40 @@ import functools
 import logging
 import random
 import re
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
+from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..utils.errors import ConfigError, DataError
 from ..utils.registry import DATASET_REGISTRY
+from .resumable_sampler import ResumableSampler
 
 logger = logging.getLogger(__name__)
+
+
+# Keys of a ``datasets.<phase>`` section that configure its DataLoader, not the dataset class.
+LOADER_KEYS = ("batch_size_per_gpu", "num_worker_per_gpu", "use_shuffle")
+
+
+def split_options(opt: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """(dataset options, loader options) of a YAML ``datasets.<phase>`` section (pyiqa keeps both in
+    one section; the dataset class only receives its own)."""
+    return ({k: v for k, v in opt.items() if k not in LOADER_KEYS},
+            {k: v for k, v in opt.items() if k in LOADER_KEYS})
 
 
 def build_dataset(opt: Dict[str, Any], phase: str, where: str) -> Dataset:
     """Instantiate ``opt['type']`` from DATASET_REGISTRY for ``phase`` ('train', 'val' or 'test').
 
     Args:
-        opt: the YAML ``datasets.<phase>`` mapping (not modified).
+        opt: the YAML ``datasets.<phase>`` mapping (not modified); its loader keys are left out.
         where: its config path, used in error messages (e.g. ``datasets.train``).
     """
+    dataset_opt, _ = split_options(opt) if isinstance(opt, dict) else (opt, {})
     try:
-        return DATASET_REGISTRY.build(opt, where, phase=phase)
+        return DATASET_REGISTRY.build(dataset_opt, where, phase=phase)
     except ConfigError as exc:
         # The constructor only knows its phase, so it says 'datasets.val'; name the real section
         # (e.g. 'datasets.val_koniq') instead.
@@ -66,54 +79,48 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def build_dataloader(dataset: Dataset, opt: Dict[str, Any], phase: str, num_gpu: int, dist: bool = False,
-                     rank: int = 0, world_size: int = 1, seed: Optional[int] = None) -> DataLoader:
-    """DataLoader for ``dataset`` using the loader keys of its YAML section ``opt``.
+def build_dataloader(dataset: Dataset, opt: Dict[str, Any], phase: str, seed: int = 0, rank: int = 0,
+                     world_size: int = 1, where: Optional[str] = None,
+                     device: Optional[torch.device] = None) -> DataLoader:
+    """The DataLoader of ``dataset``, from the loader keys of its YAML section ``opt``.
 
-    Train: shuffle per ``use_shuffle`` (a DistributedSampler when ``dist``; call its ``set_epoch``
-    each epoch), ``batch_size_per_gpu`` per process (times ``num_gpu`` without ``dist``, since
-    DataParallel splits one batch over the GPUs), ``num_worker_per_gpu`` workers likewise,
-    drop_last only when the dataset is larger than a batch. Val/test: no shuffle and no sharding
-    (a DistributedSampler would pad with duplicate images and bias correlations); mixed image
-    sizes are kept as a list by ``collate_images``.
+    Train: a :class:`ResumableSampler` (order a pure function of (seed, epoch), this rank's share,
+    ``set_epoch(epoch, skip)`` to resume mid-epoch), ``batch_size_per_gpu`` images per process,
+    drop_last, mixed image sizes refused with advice. Val/test: every image once, in order, unsharded
+    (a DistributedSampler would pad with duplicates and bias correlations); images of mixed sizes stay
+    a list. Workers get distinct numpy/random seeds; the loader's generator (``loader.generator``) is
+    seeded from ``seed + rank`` and is what a trainer reseeds per epoch.
+
+    Raises:
+        ConfigError: a bad batch size or worker count, or a batch larger than this rank's images.
     """
-    where = f"datasets.{phase}"
-    batch_size = _positive_int(opt.get("batch_size_per_gpu", 1), f"{where}.batch_size_per_gpu")
-    workers = opt.get("num_worker_per_gpu", 0)
-    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
-        raise ConfigError(f"'{where}.num_worker_per_gpu' must be an int >= 0, got {workers!r}")
-    generator = torch.Generator()
-    if seed is not None:
-        # Fixes the shuffle order and the workers' base seed, hence every random augmentation.
-        generator.manual_seed(seed + rank)
-    else:
-        generator.seed()
-    common = dict(num_workers=workers, pin_memory=num_gpu > 0 and torch.cuda.is_available(),
-                  worker_init_fn=seed_worker, generator=generator, persistent_workers=workers > 0)
+    where = where or f"datasets.{phase}"
+    batch_size = _int(opt.get("batch_size_per_gpu", 1), f"{where}.batch_size_per_gpu", minimum=1)
+    workers = _int(opt.get("num_worker_per_gpu", 0), f"{where}.num_worker_per_gpu", minimum=0)
+    shuffle = opt.get("use_shuffle", True)
+    if not isinstance(shuffle, bool):
+        raise ConfigError(f"'{where}.use_shuffle' must be true or false, got {shuffle!r}")
+    pin = (device.type == "cuda") if device is not None else torch.cuda.is_available()
+    generator = torch.Generator().manual_seed(seed + rank)
+    common = dict(batch_size=batch_size, num_workers=workers, pin_memory=pin, worker_init_fn=seed_worker,
+                  generator=generator, persistent_workers=False)
     if phase == "train":
-        if not dist:
-            multiplier = max(1, num_gpu)
-            batch_size, common["num_workers"] = batch_size * multiplier, workers * multiplier
-            common["persistent_workers"] = common["num_workers"] > 0
-        shuffle = bool(opt.get("use_shuffle", True))
-        sampler = None
-        if dist:
-            sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle,
-                                         seed=seed if seed is not None else 0)
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=shuffle if sampler is None else False,
-                            sampler=sampler, drop_last=len(dataset) > batch_size,
+        sampler = ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world_size)
+        if batch_size > sampler.per_rank:
+            raise ConfigError(f"'{where}.batch_size_per_gpu' = {batch_size} is larger than the "
+                              f"{sampler.per_rank} training images per process; lower the batch size")
+        loader = DataLoader(dataset, sampler=sampler, drop_last=True,
                             collate_fn=functools.partial(collate_images, allow_mixed_sizes=False), **common)
     elif phase in ("val", "test"):
-        loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, drop_last=False,
-                            collate_fn=collate_images, **common)
+        loader = DataLoader(dataset, shuffle=False, drop_last=False, collate_fn=collate_images, **common)
     else:
         raise ConfigError(f"build_dataloader: phase must be 'train', 'val' or 'test', got {phase!r}")
-    logger.info("%s loader: %d images, batch %d, %d workers, %d batches/epoch", phase, len(dataset),
-                loader.batch_size, loader.num_workers, len(loader))
+    logger.debug("%s loader: %d images, batch %d, %d workers, %d batches per epoch", where, len(dataset),
+                 batch_size, workers, len(loader))
     return loader
 
 
-def _positive_int(value: Any, where: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"'{where}' must be an int >= 1, got {value!r}")
+def _int(value: Any, where: str, minimum: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ConfigError(f"'{where}' must be an integer >= {minimum}, got {value!r}")
     return value

@@ -1,7 +1,8 @@
 """No-reference IQA datasets: an image folder + a meta_info CSV (+ an optional split).
 
-Every YAML ``datasets.<phase>`` section is passed whole to the constructor, so the signature below *is*
-the list of valid options (the registry rejects anything else with the closest valid name).
+A YAML ``datasets.<phase>`` section is passed to the constructor without its loader keys
+(``pyiqa.data.builder.LOADER_KEYS``), so the signature below plus those keys *is* the list of valid
+options (the registry rejects anything else with the closest valid name).
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from torch.utils.data import Dataset
 
 from ..utils.errors import ConfigError, DataError
 from ..utils.registry import DATASET_REGISTRY
-from .image_io import load_image, to_tensor
+from .image_io import decode_image, to_tensor
 from .meta_info import SPLIT_NAMES, Split, check_rows, read_meta_info, read_split_pickle, split_from_column
 from .transforms import RANDOM_KEYS, build_transform
 
@@ -44,7 +45,6 @@ class GeneralNRDataset(Dataset):
         mos_normalize: map MOS to [0, 1] with ``mos_range`` (1 = best).
         augment: transform options, see ``pyiqa.data.transforms.build_transform``.
         img_range: images are scaled to [0, img_range].
-        use_shuffle, num_worker_per_gpu, batch_size_per_gpu: read by ``build_dataloader``.
         dataset_enlarge_ratio: repeat the image list this many times (longer epochs on small sets).
     """
 
@@ -59,8 +59,7 @@ class GeneralNRDataset(Dataset):
                  split_file: Optional[str] = None, split_index: int = 1, split_column: Optional[str] = None,
                  mos_range: Optional[Sequence[float]] = None, lower_better: bool = False,
                  mos_normalize: bool = False, augment: Optional[Dict[str, Any]] = None,
-                 img_range: float = 1.0, use_shuffle: bool = True, num_worker_per_gpu: int = 0,
-                 batch_size_per_gpu: int = 1, dataset_enlarge_ratio: int = 1):
+                 img_range: float = 1.0, dataset_enlarge_ratio: int = 1):
         super().__init__()
         where = f"datasets.{phase}"
         if phase not in PHASES:
@@ -78,8 +77,7 @@ class GeneralNRDataset(Dataset):
         self.mos_range = _check_mos_range(mos_range, mos_normalize, where)
         self.lower_better, self.mos_normalize = bool(lower_better), bool(mos_normalize)
         self.img_range = float(img_range)
-        self.use_shuffle, self.num_worker_per_gpu = use_shuffle, num_worker_per_gpu
-        self.batch_size_per_gpu, self.dataset_enlarge_ratio = batch_size_per_gpu, dataset_enlarge_ratio
+        self.dataset_enlarge_ratio = dataset_enlarge_ratio
 
         table = read_meta_info(self.meta_info_file)
         if len(table) <= self.skip_rows:
@@ -170,7 +168,7 @@ class GeneralNRDataset(Dataset):
         row = self.rows[index]
         path = self.image_path(row)
         try:
-            img = load_image(path)
+            img = decode_image(path)  # the stored pixels, no size bound
         except DataError as exc:
             csv_row = self.csv_row(row)
             raise DataError(f"{self.name}: meta CSV '{self.meta_info_file}' row {csv_row} "

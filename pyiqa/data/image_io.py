@@ -15,16 +15,28 @@ in one place, with the rules written down:
 
 16-bit RGB PNGs are decoded by Pillow to 8-bit RGB already (high byte). EXIF orientation is not applied,
 matching the pyiqa release (MOS were collected on the stored pixels).
+
+The one decoder, ``decode_image``, serves training (no size bound: the stored pixels) and inference
+(``max_side``, 4096 px there): an image whose longer side exceeds ``max_side`` is returned downscaled to
+it. JPEGs are then decoded directly at 1/2, 1/4 or 1/8 scale by libjpeg (PIL's ``draft``), so even a
+20000 x 20000 JPEG never exists in memory at full size; other formats are decoded at full size and then
+reduced (``Image.resize`` with ``reducing_gap``, i.e. ``Image.reduce`` first).
+
+Decompression bombs: Pillow refuses images above ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (~179 M pixels).
+That limit is kept as the single source of truth and never changed here; for JPEGs it is applied to the
+pixels actually decoded (after ``draft``), which is what memory depends on. To read a larger non-JPEG
+image, raise the limit yourself (``PIL.Image.MAX_IMAGE_PIXELS = None``; CLI ``--max-image-pixels``).
 """
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 from torchvision.transforms import functional as TF
 
 from ..utils.errors import DataError
@@ -37,25 +49,66 @@ _ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 _SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 
 
-def load_image(path: PathLike) -> Image.Image:
-    """Open ``path`` and return a fully decoded 8-bit RGB image.
+def decode_image(path: PathLike, max_side: Optional[int] = None) -> Image.Image:
+    """Decode ``path`` to 8-bit RGB, its longer side at most ``max_side`` (None: the stored size).
 
     Raises:
-        DataError: the file is missing, is not an image, or is truncated/corrupt; the message names
-            the path and the reason.
+        DataError: missing file, not an image, truncated or corrupt data, or a decompression bomb;
+            the message names the file and the reason.
     """
     path = Path(path)
     if not path.is_file():
         reason = "is a directory" if path.is_dir() else "does not exist"
         raise DataError(f"Cannot read image '{path}': file {reason}")
     try:
-        with Image.open(path) as img:
+        img = _open_jpeg(path, max_side) if _is_jpeg(path) else Image.open(path)
+        with img:
             img.load()  # decode now so a truncated file fails here, not inside a transform
-            return to_rgb(img)
+            rgb = to_rgb(img)
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"Cannot read image '{path}': {exc} Non-JPEG images are decoded at full size "
+                        "before downscaling; if you trust the file, raise the limit explicitly "
+                        "(PIL.Image.MAX_IMAGE_PIXELS = None; CLI --max-image-pixels 0).") from exc
     except UnidentifiedImageError as exc:
         raise DataError(f"Cannot read image '{path}': not a recognised image format") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise DataError(f"Cannot read image '{path}': {exc}") from exc
+    return downscale(rgb, max_side)
+
+
+def _is_jpeg(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(3) == b"\xff\xd8\xff"
+
+
+def _open_jpeg(path: Path, max_side: Optional[int]) -> Image.Image:
+    """Open a JPEG to be decoded at the smallest libjpeg scale that still covers ``max_side``.
+
+    The JPEG plugin is used directly rather than through ``Image.open``, whose bomb check counts the
+    full-size pixels; the same limit is applied here to the pixels that will really be decoded.
+    """
+    img = JpegImagePlugin.JpegImageFile(str(path))
+    w, h = img.size
+    if max_side is not None and max(w, h) > max_side:
+        r = max_side / max(w, h)
+        img.draft("RGB", (max(1, math.ceil(w * r)), max(1, math.ceil(h * r))))
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and img.size[0] * img.size[1] > 2 * limit:
+        img.close()
+        raise Image.DecompressionBombError(
+            f"Image size ({img.size[0] * img.size[1]} pixels decoded from {w}x{h}) exceeds limit of "
+            f"{2 * limit} pixels, could be decompression bomb DOS attack.")
+    return img
+
+
+def downscale(img: Image.Image, max_side: Optional[int]) -> Image.Image:
+    """Bicubic resize (box-reduced first) so the longer side is at most ``max_side`` (None: unchanged)."""
+    w, h = img.size
+    if max_side is None or max(w, h) <= max_side:
+        return img
+    r = max_side / max(w, h)
+    size = (max(1, round(w * r)), max(1, round(h * r)))
+    return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -92,7 +145,7 @@ def to_tensor(img: Image.Image) -> torch.Tensor:
     """RGB PIL image -> float32 tensor (3, H, W) in [0, 1].
 
     Raises:
-        ValueError: ``img`` is not RGB (call ``load_image``/``to_rgb`` first).
+        ValueError: ``img`` is not RGB (call ``decode_image``/``to_rgb`` first).
     """
     if img.mode != "RGB":
         raise ValueError(f"to_tensor expects an RGB image, got mode '{img.mode}'; use to_rgb() first")

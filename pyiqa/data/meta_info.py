@@ -4,19 +4,20 @@ Meta CSV: a header line, then one row per image; column 0 = image path relative 
 column 1 = MOS, further columns free (split columns, vote counts, ...). "Row i" in this module is the
 0-based data row (the index split pickles use); the file line is i + 2.
 
-Split pickle: ``{split_index: {'train': [row, ...], 'val': [...], 'test': [...]}}``. It is unpickled,
-so only load split files you trust (the same holds for every pyiqa split file).
+Split pickle: ``{split_index: {'train': [row, ...], 'val': [...], 'test': [...]}}``. It is read with a
+restricted unpickler (:mod:`pyiqa.utils.safe_pickle`): plain containers, ints, strings and NumPy integer
+arrays only, so a planted split file cannot run code.
 """
 from __future__ import annotations
 
 import logging
-import pickle
 from pathlib import Path
 from typing import Dict, List, Sequence, Union
 
 import pandas as pd
 
 from ..utils.errors import DataError
+from ..utils.safe_pickle import load_data_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -78,17 +79,12 @@ def read_split_pickle(path: PathLike, split_index: Union[int, str]) -> Split:
     """Return ``{'train': rows, 'val': rows, 'test': rows}`` of split ``split_index`` (missing -> []).
 
     Raises:
-        DataError: missing/unreadable file, not a dict of splits, unknown ``split_index`` (the available
-            ones are listed), or row entries that are not integers.
+        DataError: missing/unreadable file, a refused object (anything but plain data and NumPy
+            integer arrays: unpickling it could run code), not a dict of splits, unknown
+            ``split_index`` (the available ones are listed), or row entries that are not integers.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Split file '{path}' does not exist")
-    try:
-        with open(path, "rb") as f:
-            splits = pickle.load(f)
-    except Exception as exc:  # pickle can raise almost anything on a corrupt file
-        raise DataError(f"Split file '{path}' cannot be unpickled: {type(exc).__name__}: {exc}") from exc
+    splits = load_data_pickle(path, "Split file")
     if not isinstance(splits, dict):
         raise DataError(f"Split file '{path}' must hold a dict {{split_index: {{'train': [...], ...}}}}, "
                         f"got {type(splits).__name__}")
@@ -102,7 +98,8 @@ def read_split_pickle(path: PathLike, split_index: Union[int, str]) -> Split:
                         f"'train'/'val'/'test' lists, got {type(entry).__name__}")
     out: Split = {}
     for name in SPLIT_NAMES:
-        rows = entry.get(name, []) or []
+        rows = entry.get(name)
+        rows = [] if rows is None else rows  # may be a NumPy array: no truth value
         try:
             out[name] = [_as_row(r) for r in rows]
         except (TypeError, ValueError) as exc:

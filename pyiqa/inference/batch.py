@@ -14,8 +14,10 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..archs.crops import CropSpec, make_crops
+from ..data.image_io import decode_image
 from ..utils.errors import DataError
-from .images import CropSpec, make_crops, pil_to_tensor, decode_image
+from .images import pil_to_tensor
 
 if TYPE_CHECKING:
     from .metric import InferenceMetric
@@ -62,7 +64,7 @@ def score_files(metric: "InferenceMetric", paths: Sequence[Path], batch_size: in
         with torch.no_grad():
             for batch in loader:
                 ok = [(i, crops) for i, crops, _ in batch if crops is not None]
-                scores = metric.score_crops([c for _, c in ok]).tolist() if ok else []
+                scores = metric.net.score_crops([c for _, c in ok]).tolist() if ok else []
                 by_index = {i: s for (i, _), s in zip(ok, scores)}
                 for i, _, reason in batch:
                     yield paths[i], by_index.get(i), reason

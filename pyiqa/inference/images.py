@@ -1,22 +1,14 @@
-"""What users hand to a metric (paths, PIL images, numpy arrays, tensors) -> RGB tensors -> test crops.
+"""What users hand to a metric (paths, PIL images, numpy arrays, tensors) -> RGB tensors.
 
 Decoding is bounded: an image whose longer side exceeds ``max_side`` (default 4096 px) is scored on a
-copy downscaled to ``max_side``. JPEGs are decoded directly at 1/2, 1/4 or 1/8 scale by libjpeg (PIL's
-``draft``), so even a 20000 x 20000 JPEG never exists in memory at full size; other formats are decoded
-at full size and then reduced (``Image.resize`` with ``reducing_gap``, i.e. ``Image.reduce`` first).
-
-Decompression bombs: Pillow refuses images above ``2 * PIL.Image.MAX_IMAGE_PIXELS`` (~179 M pixels).
-That limit is kept as the single source of truth and is never changed here; for JPEGs it is applied
-to the pixels actually decoded (after ``draft``), which is what memory depends on. To score a larger
-non-JPEG image, raise the limit yourself (``PIL.Image.MAX_IMAGE_PIXELS = None``; CLI
-``--max-image-pixels``).
-
-Colour modes follow ``pyiqa.data.image_io.to_rgb`` (grayscale replicated, 16-bit scaled, alpha
-composited on white, CMYK converted), so the metric sees exactly what training saw.
+copy downscaled to ``max_side``. Files are read by the one decoder, ``pyiqa.data.image_io.decode_image``
+(JPEGs decoded reduced by libjpeg, decompression-bomb limit kept), and colour modes follow
+``pyiqa.data.image_io.to_rgb`` (grayscale replicated, 16-bit scaled, alpha composited on white, CMYK
+converted), so the metric sees exactly what training saw. Test crops are cut by
+``pyiqa.archs.crops.make_crops``.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Union
@@ -24,10 +16,9 @@ from typing import Any, List, Optional, Sequence, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, JpegImagePlugin, UnidentifiedImageError
+from PIL import Image
 
-from ..archs.uniqa_arch import make_crop_positions, upscale_short_side
-from ..data.image_io import to_rgb
+from ..data.image_io import decode_image, downscale, to_rgb
 from ..utils.errors import DataError
 
 DEFAULT_MAX_SIDE = 4096
@@ -41,83 +32,6 @@ PathLike = Union[str, Path]
 
 class InputError(DataError, ValueError):
     """An input given to a metric has the wrong type, shape or value range."""
-
-
-@dataclasses.dataclass(frozen=True)
-class CropSpec:
-    """The test-crop protocol of a model, small and picklable for data-loading workers."""
-
-    sample_size: int
-    test_crop: str
-    num_crops: int
-    crop_seed: int
-
-    @classmethod
-    def of(cls, net: Any) -> "CropSpec":
-        return cls(net.sample_size, net.test_crop, net.num_crops, net.crop_seed)
-
-
-# ------------------------------------------------------------------------------------------ decoding
-def decode_image(path: PathLike, max_side: Optional[int] = DEFAULT_MAX_SIDE) -> Image.Image:
-    """Decode ``path`` to 8-bit RGB with its longer side at most ``max_side`` (None: no bound).
-
-    Raises:
-        DataError: missing file, not an image, truncated or corrupt data, or a decompression bomb;
-            the message names the file and the reason.
-    """
-    path = Path(path)
-    if not path.is_file():
-        reason = "is a directory" if path.is_dir() else "does not exist"
-        raise DataError(f"Cannot read image '{path}': file {reason}")
-    try:
-        img = _open_jpeg(path, max_side) if _is_jpeg(path) else Image.open(path)
-        with img:
-            img.load()  # decode now so a truncated file fails here
-            rgb = to_rgb(img)
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"Cannot read image '{path}': {exc} Non-JPEG images are decoded at full size "
-                        "before downscaling; if you trust the file, raise the limit explicitly "
-                        "(PIL.Image.MAX_IMAGE_PIXELS = None; CLI --max-image-pixels 0).") from exc
-    except UnidentifiedImageError as exc:
-        raise DataError(f"Cannot read image '{path}': not a recognised image format") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DataError(f"Cannot read image '{path}': {exc}") from exc
-    return downscale(rgb, max_side)
-
-
-def _is_jpeg(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(3) == b"\xff\xd8\xff"
-
-
-def _open_jpeg(path: Path, max_side: Optional[int]) -> Image.Image:
-    """Open a JPEG to be decoded at the smallest libjpeg scale that still covers ``max_side``.
-
-    The JPEG plugin is used directly rather than through ``Image.open``, whose bomb check counts the
-    full-size pixels; the same limit is applied here to the pixels that will really be decoded.
-    """
-    img = JpegImagePlugin.JpegImageFile(str(path))
-    w, h = img.size
-    if max_side is not None and max(w, h) > max_side:
-        r = max_side / max(w, h)
-        img.draft("RGB", (max(1, math.ceil(w * r)), max(1, math.ceil(h * r))))
-    limit = Image.MAX_IMAGE_PIXELS
-    if limit is not None and img.size[0] * img.size[1] > 2 * limit:
-        img.close()
-        raise Image.DecompressionBombError(
-            f"Image size ({img.size[0] * img.size[1]} pixels decoded from {w}x{h}) exceeds limit of "
-            f"{2 * limit} pixels, could be decompression bomb DOS attack.")
-    return img
-
-
-def downscale(img: Image.Image, max_side: Optional[int]) -> Image.Image:
-    """Bicubic resize (box-reduced first) so the longer side is at most ``max_side``."""
-    w, h = img.size
-    if max_side is None or max(w, h) <= max_side:
-        return img
-    r = max_side / max(w, h)
-    size = (max(1, round(w * r)), max(1, round(h * r)))
-    return img.resize(size, Image.Resampling.BICUBIC, reducing_gap=3.0)
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -227,24 +141,6 @@ def _bound_tensor(x: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
         x = x.float() / 255.0
     x = F.interpolate(x[None], size=size, mode="bicubic", align_corners=False, antialias=True)[0]
     return x.clamp(0.0, 1.0)
-
-
-# ------------------------------------------------------------------------------------------ crops
-def make_crops(img: torch.Tensor, spec: CropSpec) -> torch.Tensor:
-    """Test crops of one image (3, H, W) -> (K, 3, S, S), same dtype (uint8 stays uint8: 4x less
-    to move between processes). Images with a side below S are first upscaled (float in [0, 1])."""
-    s = spec.sample_size
-    if min(img.shape[-2:]) < s:
-        img = img.float() / 255.0 if img.dtype == torch.uint8 else img
-        img = upscale_short_side(img[None], s)[0]
-    h, w = img.shape[-2:]
-    positions = make_crop_positions(h, w, s, spec.test_crop, spec.num_crops, spec.crop_seed)
-    return torch.stack([img[:, i:i + s, j:j + s] for i, j in positions])
-
-
-def to_unit_float(crops: torch.Tensor) -> torch.Tensor:
-    """uint8 0-255 -> float32 [0, 1] (the same arithmetic as torchvision's to_tensor)."""
-    return crops.float().div_(255.0) if crops.dtype == torch.uint8 else crops.float()
 
 
 def list_images(folder: PathLike, recursive: bool = False) -> List[Path]:

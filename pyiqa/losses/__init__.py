@@ -6,9 +6,9 @@ from typing import Any, Dict
 from torch import nn
 
 from ..utils.registry import LOSS_REGISTRY
-from .losses import EMDLoss, L1Loss, MSELoss, PLCCLoss  # imported so that they register
+from .losses import L1Loss, MSELoss, PLCCLoss  # imported so that they register
 
-__all__ = ["build_loss", "EMDLoss", "L1Loss", "MSELoss", "PLCCLoss"]
+__all__ = ["build_loss", "L1Loss", "MSELoss", "PLCCLoss"]
 
 
 def build_loss(opt: Dict[str, Any], where: str) -> nn.Module:

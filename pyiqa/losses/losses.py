@@ -1,4 +1,5 @@
-"""Losses on predicted quality scores and score distributions, selected by ``type:`` in the YAML.
+"""Losses on predicted quality scores (UniQA outputs one score per image), selected by ``type:`` in
+the YAML.
 
 Every loss takes ``forward(pred, target)`` and returns a scalar already multiplied by ``loss_weight``,
 so the training model can simply sum the losses it was given. Input checks look only at shapes (never
@@ -131,48 +132,3 @@ class PLCCLoss(nn.Module):
         denom = (torch.linalg.vector_norm(p) * torch.linalg.vector_norm(t)).clamp_min(self.eps)
         plcc = (p * t).sum() / denom
         return self.loss_weight * (1.0 - plcc)
-
-
-@LOSS_REGISTRY.register()
-class EMDLoss(nn.Module):
-    """Earth Mover's Distance between score distributions over ordered bins (NIMA, Talebi 2018).
-
-    For each sample, ``(mean_k |CDF_pred[k] - CDF_target[k]|^r)^(1/r)``, then averaged over the
-    batch. Comparing CDFs rather than bins penalises mass moved to a far-away score more than mass
-    moved to a neighbouring one, which a per-bin loss such as cross-entropy ignores.
-
-    Inputs are assumed to be probability vectors (non-negative, summing to 1 per row, e.g. a softmax
-    output and a normalised vote histogram); this is not checked because it would need a device sync.
-    Identical distributions give exactly 0 with zero (not NaN) gradients.
-
-    Args:
-        loss_weight: Factor applied to the result, for mixing several losses.
-        r: Order of the norm; 2 as in NIMA. Must be >= 1 so the result is a distance.
-    """
-
-    def __init__(self, loss_weight: float = 1.0, r: float = 2):
-        super().__init__()
-        name = type(self).__name__
-        self.loss_weight = _check_loss_weight(loss_weight, name)
-        if isinstance(r, bool) or not isinstance(r, (int, float)) or not r >= 1 or math.isinf(r):
-            raise ConfigError(f"{name}: 'r' must be a finite number >= 1 (NIMA uses 2), got {r!r}")
-        self.r = r
-
-    def forward(self, pred: Tensor, target: Tensor) -> Tensor:
-        """pred, target: (N, K) probability vectors over K ordered bins. Returns a scalar."""
-        name = type(self).__name__
-        if pred.dim() != 2 or pred.shape != target.shape:
-            raise ValueError(
-                f"{name}: pred and target must both be (N, K) distributions of the same shape, got "
-                f"pred shape {tuple(pred.shape)} and target shape {tuple(target.shape)}")
-        if pred.numel() == 0:
-            raise ValueError(f"{name}: got an empty batch (pred shape {tuple(pred.shape)})")
-        target = target.to(pred)
-        cdf_diff = torch.cumsum(pred, dim=1) - torch.cumsum(target, dim=1)
-        power_mean = cdf_diff.abs().pow(self.r).mean(dim=1)  # (N,)
-        # x ** (1/r) has an infinite derivative at 0; route zeros around the pow so that identical
-        # distributions yield a zero gradient instead of NaN.
-        positive = power_mean > 0
-        safe = torch.where(positive, power_mean, torch.ones_like(power_mean))
-        emd = torch.where(positive, safe.pow(1.0 / self.r), torch.zeros_like(power_mean))
-        return self.loss_weight * emd.mean()

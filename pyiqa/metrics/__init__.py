@@ -1,4 +1,8 @@
-"""Evaluation metrics (functions), registered in METRIC_REGISTRY so a YAML ``type:`` selects them."""
+"""Evaluation metrics (functions), registered in METRIC_REGISTRY so a YAML ``type:`` selects them.
+
+Each metric declares its direction when it registers (``@METRIC_REGISTRY.register(lower_better=...)``);
+``lower_is_better`` reads it, so choosing the best checkpoint never guesses from a metric's name.
+"""
 from __future__ import annotations
 
 from typing import Any, Mapping, Union
@@ -8,10 +12,32 @@ from ..utils.registry import METRIC_REGISTRY, check_kwargs
 from .correlation import calculate_krcc, calculate_plcc, calculate_rmse, calculate_srcc
 
 __all__ = ["calculate_metric", "calculate_krcc", "calculate_plcc", "calculate_rmse",
-           "calculate_srcc"]
+           "calculate_srcc", "lower_is_better"]
 
 # Supplied by the evaluation loop, so a config that sets them is a mistake, not an option.
 _DATA_ARGS = ("pred", "target")
+
+
+def _metric_type(opt: Union[str, Mapping[str, Any]], where: str) -> str:
+    """The registered name a metric entry selects: the entry itself or its 'type' key."""
+    name = opt.get("type") if isinstance(opt, Mapping) else opt
+    if not isinstance(name, str):
+        raise ConfigError(f"'{where}' must be a metric name or a mapping with a 'type' key, "
+                          f"got {opt!r}")
+    return name
+
+
+def lower_is_better(metric_opt: Union[str, Mapping[str, Any]], where: str = "val.metrics") -> bool:
+    """Whether a smaller value of the metric is better, as the metric declared when it registered.
+
+    Args:
+        metric_opt: a ``val.metrics`` entry (``{'type': 'calculate_rmse', ...}``) or a metric name.
+        where: config path of ``metric_opt`` for error messages.
+
+    Raises:
+        ConfigError: not a metric entry, or an unknown metric type (the message lists the known ones).
+    """
+    return bool(METRIC_REGISTRY.meta(_metric_type(metric_opt, where))["lower_better"])
 
 
 def calculate_metric(opt: Union[str, Mapping[str, Any]], pred: Any, target: Any,
@@ -31,16 +57,13 @@ def calculate_metric(opt: Union[str, Mapping[str, Any]], pred: Any, target: Any,
     Returns:
         The metric value as a Python float.
     """
-    if isinstance(opt, str):
-        opt = {"type": opt}
-    if not isinstance(opt, Mapping) or "type" not in opt:
-        raise ConfigError(f"'{where}' must be a metric name or a mapping with a 'type' key, "
-                          f"got {opt!r}")
+    name = _metric_type(opt, where)
+    opt = opt if isinstance(opt, Mapping) else {"type": name}
     kwargs = {k: v for k, v in opt.items() if k != "type"}
     for key in _DATA_ARGS:
         if key in kwargs:
             raise ConfigError(f"'{where}.{key}' cannot be set in the config: predictions and "
                               f"targets come from the evaluation data; remove this key")
-    fn = METRIC_REGISTRY.get(opt["type"])
+    fn = METRIC_REGISTRY.get(name)
     check_kwargs(fn, kwargs, where)
     return fn(pred, target, **kwargs)

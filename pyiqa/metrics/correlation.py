@@ -129,7 +129,7 @@ def _fit_logistic(p: np.ndarray, t: np.ndarray, metric: str) -> np.ndarray:
     return fitted
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(lower_better=False)
 def calculate_srcc(pred: Any, target: Any) -> float:
     """Spearman rank correlation: does the model order images like humans do? Range [-1, 1].
 
@@ -146,7 +146,7 @@ def calculate_srcc(pred: Any, target: Any) -> float:
     return float(stats.spearmanr(p, t).statistic)
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(lower_better=False)
 def calculate_plcc(pred: Any, target: Any, fit_logistic: bool = False) -> float:
     """Pearson linear correlation: how linearly do predictions track the ground truth? Range [-1, 1].
 
@@ -170,7 +170,7 @@ def calculate_plcc(pred: Any, target: Any, fit_logistic: bool = False) -> float:
     return float(stats.pearsonr(p, t).statistic)
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(lower_better=False)
 def calculate_krcc(pred: Any, target: Any) -> float:
     """Kendall rank correlation (tau-b): fraction of image pairs ordered correctly. Range [-1, 1].
 
@@ -187,7 +187,7 @@ def calculate_krcc(pred: Any, target: Any) -> float:
     return float(stats.kendalltau(p, t).statistic)
 
 
-@METRIC_REGISTRY.register()
+@METRIC_REGISTRY.register(lower_better=True)
 def calculate_rmse(pred: Any, target: Any, fit_logistic: bool = False) -> float:
     """Root mean squared error in the target's units; lower is better.
 

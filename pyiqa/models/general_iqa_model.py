@@ -9,17 +9,16 @@ import logging
 from typing import Any, Dict, List
 
 import torch
-from tqdm import tqdm
 
 from ..archs import build_network
 from ..losses import build_loss
 from ..metrics import calculate_metric
 from ..utils.checkpoint import load_checkpoint
-from ..utils.errors import CheckpointError, ConfigError
-from ..utils.precision import DTYPES, resolve_precision
-from ..utils.registry import MODEL_REGISTRY
+from ..utils.errors import CheckpointError
+from ..utils.precision import resolve_precision, weight_dtype
 from ..version import __version__
 from .optim import build_optimizer, build_scheduler, warmup_factor
+from .predict import predict
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,6 @@ def extract_params(ckpt: Any, param_key: str, path: str) -> Dict[str, torch.Tens
                           f"set path.param_key_g to the key that holds them")
 
 
-@MODEL_REGISTRY.register()
 class GeneralIQAModel:
     """Builds ``opt['network']`` on ``device``; with ``is_train`` also its loss, optimiser and schedule.
 
@@ -51,8 +49,9 @@ class GeneralIQAModel:
                  world_size: int = 1):
         self.opt = opt
         self.device = device
-        self.net = build_network(opt["network"])
-        self._set_backbone_precision(opt.get("precision", "fp32"))
+        self.precision = resolve_precision(opt.get("precision", "fp32"), device)
+        # the frozen CLIP's image tower is loaded in the precision's dtype; adapter and levels stay fp32
+        self.net = build_network(opt["network"], backbone_dtype=weight_dtype(self.precision))
         self.net.to(device)
         path_opt = opt.get("path") or {}
         if path_opt.get("pretrain_network_g"):
@@ -72,20 +71,10 @@ class GeneralIQAModel:
         self.grad_clip_norm = train_opt.get("grad_clip_norm")
         n_train = sum(p.numel() for p in trainable)
         n_all = sum(p.numel() for p in self.net.parameters())
-        logger.info("Network %s: %s parameters, %s trainable", opt["network"]["type"], f"{n_all:,}",
-                    f"{n_train:,}")
+        logger.info("Network %s: %s parameters, %s trainable; frozen CLIP image tower in %s",
+                    opt["network"]["type"], f"{n_all:,}", f"{n_train:,}", self.precision)
 
     # ----------------------------------------------------------------------------------- set-up
-    def _set_backbone_precision(self, precision: str) -> None:
-        """Cast the frozen CLIP's weights (not autocast: on AMX CPUs, bf16 weights are ~4x faster)."""
-        precision = resolve_precision(precision, self.device)
-        dtype = DTYPES[precision]
-        if dtype == torch.float16 and self.device.type == "cpu":
-            raise ConfigError("precision: fp16 needs CUDA; on CPU use bf16 (AMX) or fp32")
-        if dtype != torch.float32:
-            self.net.clip.to(dtype)
-            logger.info("Frozen CLIP backbone weights cast to %s; adapter and scores stay float32", precision)
-
     def _wrap_ddp(self, find_unused: bool) -> torch.nn.Module:
         """DDP over the whole module but syncing only trainable tensors: the frozen CLIP is ignored,
         so neither its 150M parameters nor its buffers are broadcast or all-reduced."""
@@ -136,27 +125,9 @@ class GeneralIQAModel:
         return self.last_lr
 
     # ----------------------------------------------------------------------------------- evaluation
-    @torch.no_grad()
     def predict(self, loader, desc: str = "", pbar: bool = False) -> Dict[str, List]:
-        """Scores of every image in ``loader`` with the test-time crop protocol of the network.
-
-        Runs inside ``fork_rng`` so evaluating never shifts the training RNG streams: a run resumed from
-        a checkpoint sees the same random numbers whether or not the original run validated there.
-        """
-        devices = [self.device] if self.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            return self._predict(loader, desc, pbar)
-
-    def _predict(self, loader, desc: str, pbar: bool) -> Dict[str, List]:
-        self.net.eval()
-        preds, mos, paths = [], [], []
-        for batch in tqdm(loader, desc=desc, disable=not pbar, leave=False):
-            img = batch["img"]
-            img = [t.to(self.device) for t in img] if isinstance(img, list) else img.to(self.device)
-            preds.extend(self.net(img).float().flatten().cpu().tolist())
-            mos.extend(batch["mos_label"].float().flatten().tolist())
-            paths.extend(batch["img_path"])
-        return {"pred": preds, "mos": mos, "img_path": paths}
+        """Scores of every image in ``loader``; see ``pyiqa.models.predict.predict``."""
+        return predict(self.net, loader, self.device, desc, pbar)
 
     def evaluate(self, loader, metrics_opt: Dict[str, Dict], desc: str = "", pbar: bool = False):
         """(metrics dict, predictions dict) of the network on ``loader``."""

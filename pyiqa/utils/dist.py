@@ -46,15 +46,6 @@ def barrier() -> None:
         td.barrier()
 
 
-def broadcast_object(obj, src: int = 0):
-    """Send a picklable object from ``src`` to every rank (identity without a process group)."""
-    if get_world_size() == 1:
-        return obj
-    box = [obj]
-    td.broadcast_object_list(box, src=src)
-    return box[0]
-
-
 def cleanup() -> None:
     if td.is_available() and td.is_initialized():
         td.destroy_process_group()

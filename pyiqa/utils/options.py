@@ -1,7 +1,7 @@
 """Read, override and validate experiment YAMLs.
 
 The YAML is parsed with ``yaml.safe_load`` and never mutated afterwards: runtime state (rank, paths,
-iteration) lives in :class:`pyiqa.utils.run_context.RunContext`. Every fixed section is checked against
+iteration) lives in :class:`pyiqa.engine.run.Run`. Every fixed section is checked against
 the schema below; sections that feed a constructor (``network``, ``datasets.*``, losses, optimisers,
 schedulers) are checked against that constructor's signature when it is built. Unknown keys raise with
 the closest valid name; legacy keys of the authors' pyiqa-based release are accepted with a notice.
@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import yaml
 
 from .errors import ConfigError
+from .precision import check_precision
 from .registry import closest
 
 logger = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ SCHEMA: Dict[str, Any] = {
               "warmup_iter": False, "mos_loss_opt": True, "grad_clip_norm": False},
     "val": {"val_freq": False, "save_img": False, "pbar": False, "key_metric": False, "metrics": True},
     "logger": {"print_freq": False, "save_checkpoint_freq": False, "save_latest_freq": False,
-               "use_tb_logger": False, "wandb": False},
+               "keep_checkpoints": False, "use_tb_logger": False, "wandb": False},
     "dist_params": {"backend": False, "port": False},
 }
 
@@ -44,9 +45,6 @@ LEGACY_KEYS = {
 }
 
 FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-PRECISIONS = ("fp32", "bf16", "fp16", "auto")
-
 
 def load_yaml(path: str | Path) -> Dict[str, Any]:
     """Parse a YAML file safely; errors name the file."""
@@ -157,9 +155,7 @@ def validate_options(opt: Dict[str, Any], is_train: bool) -> List[str]:
             raise ConfigError("Set 'train.total_iter' or 'train.total_epoch' (how long to train)")
     if opt.get("model_type", "GeneralIQAModel") != "GeneralIQAModel":
         raise ConfigError(f"Unknown model_type '{opt['model_type']}'. Known model types: GeneralIQAModel")
-    precision = opt.get("precision", "fp32")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"'precision' must be one of {list(PRECISIONS)}, got {precision!r}")
+    check_precision(opt.get("precision", "fp32"))
     datasets = opt["datasets"]
     if not isinstance(datasets, dict) or not datasets:
         raise ConfigError("'datasets' must be a mapping of phase name (train, val, test, val_*, test_*) "

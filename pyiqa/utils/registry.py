@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import logging
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence
 
 from .errors import ConfigError
 
@@ -35,21 +35,40 @@ def check_kwargs(fn: Callable, kwargs: Dict[str, Any], where: str) -> None:
 
 
 class Registry:
-    """A named table of classes or functions, filled with the ``register`` decorator."""
+    """A named table of classes or functions, filled with the ``register`` decorator.
 
-    def __init__(self, name: str):
+    Args:
+        name: what the entries are, for messages ('metric').
+        required_meta: facts every entry must declare when it registers (e.g. a metric's
+            ``lower_better``), so callers read them with ``meta`` instead of guessing from the name.
+    """
+
+    def __init__(self, name: str, required_meta: Sequence[str] = ()):
         self.name = name
+        self.required_meta = tuple(required_meta)
         self._items: Dict[str, Any] = {}
+        self._meta: Dict[str, Dict[str, Any]] = {}
 
-    def register(self, obj: Any = None, *, name: Optional[str] = None):
-        """Register ``obj`` under its ``__name__`` (or ``name``); usable as a decorator."""
+    def register(self, obj: Any = None, *, name: Optional[str] = None, **meta: Any):
+        """Register ``obj`` under its ``__name__`` (or ``name``) with facts ``meta``; usable as a
+        decorator (``@METRIC_REGISTRY.register(lower_better=True)``)."""
         def add(o):
             key = name or o.__name__
             if key in self._items:
                 raise KeyError(f"'{key}' is already registered in the {self.name} registry")
+            missing = [k for k in self.required_meta if k not in meta]
+            if missing:
+                raise TypeError(f"'{key}' must declare {missing} when it registers in the {self.name} "
+                                f"registry, e.g. register({missing[0]}=...)")
             self._items[key] = o
+            self._meta[key] = dict(meta)
             return o
         return add if obj is None else add(obj)
+
+    def meta(self, name: str) -> Dict[str, Any]:
+        """The facts ``name`` declared when it registered; an unknown name raises ConfigError."""
+        self.get(name)
+        return dict(self._meta[name])
 
     def get(self, name: str) -> Any:
         if name not in self._items:
@@ -84,12 +103,13 @@ class Registry:
         return name in self._items
 
     def __repr__(self) -> str:
-        rows = "\n".join(f"  {k}: {getattr(v, '__module__', '?')}" for k, v in sorted(self._items.items()))
+        rows = "\n".join(f"  {k}: {getattr(v, '__module__', '?')}"
+                         + "".join(f", {m}={x!r}" for m, x in self._meta[k].items())
+                         for k, v in sorted(self._items.items()))
         return f"Registry({self.name})\n{rows}"
 
 
 ARCH_REGISTRY = Registry("arch")
 DATASET_REGISTRY = Registry("dataset")
 LOSS_REGISTRY = Registry("loss")
-METRIC_REGISTRY = Registry("metric")
-MODEL_REGISTRY = Registry("model")
+METRIC_REGISTRY = Registry("metric", required_meta=("lower_better",))

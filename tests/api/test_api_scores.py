@@ -8,7 +8,7 @@ from torchvision.transforms.functional import to_tensor
 
 import pyiqa
 from api_helpers import write_adapter
-from pyiqa.data.image_io import load_image
+from pyiqa.data.image_io import decode_image
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
@@ -62,7 +62,7 @@ def test_zero_shot_scores_match_the_formula(backbone_file, reference_clip, image
     metric = pyiqa.create_metric(name, backbone=backbone_file)
     paths = sorted(image_dir.iterdir())
     got = metric(paths)
-    expected = [formula(reference_clip, to_tensor(load_image(p)), groups, [0.2, 0.4, 0.6, 0.8, 1.0])
+    expected = [formula(reference_clip, to_tensor(decode_image(p)), groups, [0.2, 0.4, 0.6, 0.8, 1.0])
                 for p in paths]
     torch.testing.assert_close(got, torch.tensor(expected), rtol=0, atol=2e-5)
     assert torch.tensor(expected).std() > 1e-3
@@ -74,7 +74,7 @@ def test_adapter_scores_match_the_formula(backbone_file, reference_clip, image_d
     metric = pyiqa.create_metric("uniqa-koniq", backbone=backbone_file,
                                  pretrained_model_path=adapter_file)
     paths = sorted(image_dir.iterdir())
-    expected = [formula(reference_clip, to_tensor(load_image(p)), ["quality"],
+    expected = [formula(reference_clip, to_tensor(decode_image(p)), ["quality"],
                         adapter["score_level"], adapter) for p in paths]
     torch.testing.assert_close(metric(paths), torch.tensor(expected), rtol=0, atol=2e-5)
     assert torch.tensor(expected).std() > 1e-3

@@ -10,7 +10,9 @@ import torch
 import torch.nn.functional as F
 
 from pyiqa.archs import ARCH_REGISTRY, PROMPT_GROUPS, VARIANTS, UniQA, build_network
-from pyiqa.archs.clip_backbone import count_parameters, save_random_backbone
+from pyiqa.archs.clip_backbone import save_random_backbone
+from pyiqa.archs.crops import make_crops
+from pyiqa.archs.uniqa_arch import check_prompt_groups
 from pyiqa.utils.errors import CheckpointError, ConfigError
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -110,8 +112,9 @@ def test_release_names_build_their_prompt_groups(tiny_path, name, caplog):
 
 def test_vit_b_16_parameter_counts():
     model = UniQA(backbone="random")
-    assert count_parameters(model.clip) == (149_620_737, 0)
-    assert count_parameters(model)[1] == 262_149
+    assert sum(p.numel() for p in model.clip.parameters()) == 149_620_737
+    assert not any(p.requires_grad for p in model.clip.parameters())
+    assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 262_149
     assert sorted(n for n, p in model.named_parameters() if p.requires_grad) == [
         "adapter.fc.0.weight", "adapter.fc.2.weight", "score_level"]
     assert model.adapter.fc[0].weight.shape == (256, 512)
@@ -139,30 +142,50 @@ def test_random10_is_deterministic_and_global_is_not(tiny_path):
 
 def test_crop_layouts(tiny_path):
     model = make(tiny_path).eval()
-    for mode, n in (("grid", 10), ("center", 1), ("five", 5), ("random10", 10)):
-        model.test_crop = mode
-        pos = model.crop_positions(384, 512)
-        assert len(pos) == n and all(0 <= i <= 160 and 0 <= j <= 288 for i, j in pos)
+    for mode in ("grid", "center", "five", "random10"):
+        model.test_crop = mode  # read on every call (crop_spec), like the other crop options
+        assert model.crop_spec.test_crop == mode
         assert model(torch.rand(2, 3, 384, 512)).shape == (2, 1)
-    model.test_crop = "grid"
-    pos = model.crop_positions(384, 512)  # landscape: 2 rows x 5 columns
-    assert sorted({i for i, _ in pos}) == [0, 160] and sorted({j for _, j in pos}) == [0, 72, 144, 216, 288]
-    assert model.crop_positions(224, 224) == [(0, 0)] * 10
-    model.num_crops = 7  # prime: thinned 3 x 3 grid
-    assert len(set(model.crop_positions(600, 600))) == 7
     with pytest.raises(ConfigError, match="Valid values"):
         UniQA(backbone=str(tiny_path), test_crop="random")
 
 
 def test_small_and_mixed_size_images(tiny_path):
     model = make(tiny_path, test_crop="grid").eval()
-    assert model._upscale(torch.rand(1, 3, 100, 60)).shape[-2:] == (373, 224)
     small = torch.rand(3, 100, 60)
     images = [small, torch.rand(3, 224, 300), torch.rand(3, 500, 260)]
     scores = model(images)
     assert scores.shape == (3, 1) and torch.all((scores > 0) & (scores < 1))
     for k, img in enumerate(images):  # a score does not depend on the rest of the batch
         torch.testing.assert_close(model(img.unsqueeze(0))[0], scores[k])
+
+
+def test_eval_forward_is_make_crops_then_score_crops(tiny_path, reference_clip):
+    model = make(tiny_path, test_crop="grid", num_crops=4).eval()
+    images = [torch.rand(3, 230, 300), torch.rand(3, 260, 224)]
+    crops = [make_crops(img, model.crop_spec) for img in images]  # 4 crops each
+    scores = model.score_crops(crops)
+    assert scores.shape == (2,) and scores.dtype == torch.float32
+    torch.testing.assert_close(model(images)[:, 0], scores, rtol=0, atol=1e-6)
+    expected = torch.stack([reference_scores(reference_clip, c, ["quality"], [0.2, 0.4, 0.6, 0.8, 1.0],
+                                             *adapter_weights(model)).mean() for c in crops])
+    torch.testing.assert_close(scores.detach(), expected, rtol=1e-5, atol=1e-5)
+    as_uint8 = [(c * 255).round().to(torch.uint8) for c in crops]
+    from_uint8 = [c.float() / 255 for c in as_uint8]
+    torch.testing.assert_close(model.score_crops(as_uint8), model.score_crops(from_uint8), rtol=0, atol=0)
+    mixed = model.score_crops([as_uint8[0], from_uint8[1]])  # uint8 and float in one call
+    torch.testing.assert_close(mixed, model.score_crops(from_uint8), rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="no images"):
+        model.score_crops([])
+
+
+def test_prompt_groups_need_exactly_five_prompts():
+    check_prompt_groups(PROMPT_GROUPS)  # the shipped table (also checked at import)
+    bad = dict(PROMPT_GROUPS, sharpness=("blurry image", "fair image", "sharp image"))
+    with pytest.raises(ConfigError, match=r"'sharpness' in PROMPT_GROUPS.*holds 3 prompt\(s\).*exactly 5"):
+        check_prompt_groups(bad)
+    with pytest.raises(ConfigError, match="'one' in my table .*holds 1 prompt"):
+        check_prompt_groups({"one": "bad image"}, where="my table")
 
 
 def test_other_sample_size(tiny_path):

@@ -212,12 +212,12 @@ def test_collate_mixed_sizes_and_eval_loader(tmp_path):
     opt = dict(type="GeneralNRDataset", name="mixed", dataroot_target=str(tmp_path), meta_info_file=str(csv),
                batch_size_per_gpu=3)
     ds = build_dataset(opt, "val", "d")
-    batch = next(iter(build_dataloader(ds, opt, "val", num_gpu=0)))
+    batch = next(iter(build_dataloader(ds, opt, "val")))
     assert isinstance(batch["img"], list) and [t.shape for t in batch["img"]][2] == (3, 14, 12)
     assert batch["mos_label"].shape == (3, 1) and len(batch["img_path"]) == 3
     same = collate_images([ds[0], ds[1]])
     assert same["img"].shape == (2, 3, 10, 20)
-    train_loader = build_dataloader(ds, opt, "train", num_gpu=0, seed=0)
+    train_loader = build_dataloader(ds, opt, "train", seed=0)
     with pytest.raises(DataError, match="different sizes.*random_crop"):
         next(iter(train_loader))
 
@@ -229,21 +229,35 @@ def test_train_loader_seeded_and_drop_last(nr):
 
     def epoch():
         torch.manual_seed(0)
-        return [(b["img_path"], b["img"]) for b in build_dataloader(ds, opt, "train", num_gpu=0, seed=7)]
+        return [(b["img_path"], b["img"]) for b in build_dataloader(ds, opt, "train", seed=7)]
 
     a, b = epoch(), epoch()
     assert len(a) == 2  # 10 images, batch 4, drop_last
     assert all(pa == pb and torch.equal(ia, ib) for (pa, ia), (pb, ib) in zip(a, b))
-    small = build_dataloader(ds, {**opt, "batch_size_per_gpu": 16}, "train", num_gpu=0)
-    assert not small.drop_last and len(small) == 1
-    with pytest.raises(ConfigError, match=r"datasets\.train\.batch_size_per_gpu"):
-        build_dataloader(ds, {**opt, "batch_size_per_gpu": 0}, "train", num_gpu=0)
+    with pytest.raises(ConfigError, match=r"datasets\.train\.batch_size_per_gpu' = 16 is larger than the 10"):
+        build_dataloader(ds, {**opt, "batch_size_per_gpu": 16}, "train")
+    for bad in (0, "eight", True):
+        with pytest.raises(ConfigError, match=r"datasets\.train\.batch_size_per_gpu' must be an integer >= 1"):
+            build_dataloader(ds, {**opt, "batch_size_per_gpu": bad}, "train")
+    with pytest.raises(ConfigError, match=r"datasets\.val_x\.num_worker_per_gpu' must be an integer >= 0"):
+        build_dataloader(ds, {**opt, "num_worker_per_gpu": -1}, "val", where="datasets.val_x")
+
+
+def test_dataset_class_gets_no_loader_options(nr):
+    """Loader keys configure the DataLoader; the dataset constructor never sees them."""
+    from pyiqa.data.builder import LOADER_KEYS, split_options
+    _, opt, _ = nr
+    full = {**opt, "batch_size_per_gpu": 4, "num_worker_per_gpu": 0, "use_shuffle": False}
+    dataset_opt, loader_opt = split_options(full)
+    assert set(loader_opt) == set(LOADER_KEYS) and not set(dataset_opt) & set(LOADER_KEYS)
+    ds = build_dataset(full, "train", "d")
+    assert not any(hasattr(ds, k) for k in LOADER_KEYS)
 
 
 def test_distributed_train_loader_shards(nr):
     root, opt, _ = nr
     ds = build_dataset(opt, "train", "d")
-    loaders = [build_dataloader(ds, {**opt, "batch_size_per_gpu": 1}, "train", num_gpu=2, dist=True, rank=r,
-                                world_size=2, seed=5) for r in (0, 1)]
+    loaders = [build_dataloader(ds, {**opt, "batch_size_per_gpu": 1}, "train", rank=r, world_size=2, seed=5)
+               for r in (0, 1)]
     seen = [sorted(p for b in loader for p in b["img_path"]) for loader in loaders]
     assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0]) & set(seen[1])

@@ -138,7 +138,7 @@ def test_resume_continues_at_the_right_iteration_with_the_same_weights(tmp_path,
                 "train.total_iter=8"], cwd=tmp_path)
     proc = run_script([str(REPO / "train.py"), "-opt", str(yml), "--root", str(tmp_path), "--auto_resume"],
                       cwd=tmp_path)
-    assert "Resumed from" in proc.stdout and "iteration 8" in proc.stdout
+    assert "Resumed from" in proc.stdout and "at epoch 0, step 8" in proc.stdout
     a, b = _final_params(tmp_path / "experiments" / "straight"), _final_params(tmp_path / "experiments" / "stopped")
     for key in a:
         assert torch.equal(a[key], b[key]), key

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from pyiqa.losses import EMDLoss, L1Loss, MSELoss, PLCCLoss, build_loss
+from pyiqa.losses import L1Loss, MSELoss, PLCCLoss, build_loss
 from pyiqa.utils.errors import ConfigError
 from pyiqa.utils.registry import LOSS_REGISTRY
 
@@ -44,13 +44,10 @@ def test_plcc_loss_extremes():
     assert PLCCLoss()(x, -2 * x).item() == pytest.approx(2.0, abs=1e-6)
 
 
-@pytest.mark.parametrize("loss", [MSELoss(), L1Loss(), PLCCLoss(), EMDLoss()])
+@pytest.mark.parametrize("loss", [MSELoss(), L1Loss(), PLCCLoss()])
 def test_loss_weight_scales(loss):
     torch.manual_seed(0)
-    if isinstance(loss, EMDLoss):
-        pred, target = torch.softmax(torch.randn(4, 5), 1), torch.softmax(torch.randn(4, 5), 1)
-    else:
-        pred, target = torch.randn(6, 1), torch.randn(6)
+    pred, target = torch.randn(6, 1), torch.randn(6)
     weighted = type(loss)(loss_weight=0.25)
     assert weighted(pred, target).item() == pytest.approx(0.25 * loss(pred, target).item(), rel=1e-6)
 
@@ -82,42 +79,10 @@ def test_plcc_loss_rejects_batch_of_one(batch):
         PLCCLoss()(batch, torch.tensor([2.0]))
 
 
-def test_emd_hand_values():
-    pred = torch.tensor([[0.2, 0.3, 0.5], [0.1, 0.6, 0.3]])
-    target = torch.tensor([[0.5, 0.3, 0.2], [0.1, 0.6, 0.3]])
-    # sample 0: CDFs (.2, .5, 1) vs (.5, .8, 1) -> |diff| (.3, .3, 0); sample 1: identical -> 0
-    r2 = math.sqrt((0.09 + 0.09 + 0.0) / 3)
-    assert EMDLoss(r=2)(pred, target).item() == pytest.approx(r2 / 2, abs=1e-6)
-    assert EMDLoss(r=1)(pred, target).item() == pytest.approx(0.2 / 2, abs=1e-6)
-
-
-def test_emd_zero_for_identical_distributions_with_finite_gradients():
-    dist = torch.softmax(torch.randn(3, 10), 1)
-    pred = dist.clone().requires_grad_(True)
-    loss = EMDLoss()(pred, dist)
-    loss.backward()
-    assert loss.item() == 0.0
-    assert torch.isfinite(pred.grad).all()
-
-
-def test_emd_gradients_flow():
-    torch.manual_seed(0)
-    logits = torch.randn(4, 10, requires_grad=True)
-    EMDLoss()(torch.softmax(logits, 1), torch.softmax(torch.randn(4, 10), 1)).backward()
-    assert torch.isfinite(logits.grad).all() and logits.grad.abs().sum() > 0
-
-
 @pytest.mark.parametrize("loss", [MSELoss(), L1Loss(), PLCCLoss()])
 def test_score_losses_reject_mismatched_sizes(loss):
     with pytest.raises(ValueError, match=r"pred shape \(3, 1\).*target shape \(4,\)"):
         loss(torch.zeros(3, 1), torch.zeros(4))
-
-
-def test_emd_rejects_mismatched_shapes():
-    with pytest.raises(ValueError, match=r"pred shape \(2, 5\).*target shape \(2, 4\)"):
-        EMDLoss()(torch.zeros(2, 5), torch.zeros(2, 4))
-    with pytest.raises(ValueError, match=r"\(N, K\)"):
-        EMDLoss()(torch.zeros(5), torch.zeros(5))
 
 
 @pytest.mark.parametrize("cls", [MSELoss, L1Loss])
@@ -129,16 +94,14 @@ def test_bad_reduction_is_config_error(cls):
 @pytest.mark.parametrize("kwargs, match", [
     ({"loss_weight": "1.0"}, "loss_weight"),
     ({"loss_weight": float("nan")}, "loss_weight"),
-    ({"r": 0.5}, ">= 1"),
 ])
 def test_bad_numeric_options_are_config_errors(kwargs, match):
-    cls = EMDLoss if "r" in kwargs else PLCCLoss
     with pytest.raises(ConfigError, match=match):
-        cls(**kwargs)
+        PLCCLoss(**kwargs)
 
 
 def test_registry_and_build_loss():
-    assert {"MSELoss", "L1Loss", "PLCCLoss", "EMDLoss"} <= set(LOSS_REGISTRY.keys())
+    assert set(LOSS_REGISTRY.keys()) == {"MSELoss", "L1Loss", "PLCCLoss"}
     loss = build_loss({"type": "L1Loss", "loss_weight": 2.0}, "train.mos_loss_opt")
     assert isinstance(loss, L1Loss) and loss.loss_weight == 2.0
     with pytest.raises(ConfigError, match=r"train\.mos_loss_opt\.loss_wieght.*Did you mean 'loss_weight'"):

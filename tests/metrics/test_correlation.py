@@ -8,9 +8,10 @@ import torch
 from scipy import stats
 
 from pyiqa.metrics import (calculate_krcc, calculate_metric, calculate_plcc, calculate_rmse,
-                           calculate_srcc)
+                           calculate_srcc, lower_is_better)
 from pyiqa.metrics import correlation
 from pyiqa.utils.errors import ConfigError
+from pyiqa.utils.registry import METRIC_REGISTRY, Registry
 
 RNG = np.random.default_rng(0)
 PRED = RNG.normal(size=50)
@@ -128,3 +129,29 @@ def test_calculate_metric_rejects_data_keys(key):
 def test_calculate_metric_rejects_malformed_opt():
     with pytest.raises(ConfigError, match="'type' key"):
         calculate_metric({"fit_logistic": True}, PRED, TARGET)
+
+
+def test_every_metric_declares_its_direction():
+    assert {name: lower_is_better({"type": name}) for name in METRIC_REGISTRY.keys()} == {
+        "calculate_srcc": False, "calculate_plcc": False, "calculate_krcc": False, "calculate_rmse": True}
+    assert lower_is_better({"type": "calculate_rmse", "fit_logistic": True})  # options do not matter
+    assert lower_is_better("calculate_rmse") and not lower_is_better("calculate_srcc")
+    assert "calculate_rmse: pyiqa.metrics.correlation, lower_better=True" in repr(METRIC_REGISTRY)
+
+
+def test_lower_is_better_of_unknown_or_malformed_entries():
+    with pytest.raises(ConfigError, match=r"Unknown metric type 'calculate_rmsee'.*Did you mean "
+                                          r"'calculate_rmse'"):
+        lower_is_better({"type": "calculate_rmsee"})
+    with pytest.raises(ConfigError, match=r"'val\.metrics\.x' must be a metric name or a mapping"):
+        lower_is_better({"fit_logistic": True}, where="val.metrics.x")
+
+
+def test_registering_without_a_required_fact_fails():
+    reg = Registry("thing", required_meta=("lower_better",))
+    with pytest.raises(TypeError, match=r"'f' must declare \['lower_better'\]"):
+        reg.register(lambda: 0, name="f")
+    reg.register(lambda: 0, name="g", lower_better=True)
+    assert reg.meta("g") == {"lower_better": True} and "f" not in reg
+    with pytest.raises(ConfigError, match="Unknown thing type 'h'"):
+        reg.meta("h")

@@ -1,0 +1,211 @@
+"""The run runtime both trainers share (the adapter trainer and ``train_clip``).
+
+A :class:`Run` owns what every training run needs and nothing model-specific: the process's rank and
+device, the experiment folder (``<root>/experiments/<name>``), logging, the TensorBoard writer, the
+seed, the progress counters, and the training states: their resume lookup, atomic save with every
+rank's RNG state, pruning and exact restore. A trainer builds its data and model between
+:meth:`Run.__init__` and :meth:`Run.resume`, then iterates :meth:`Run.batches`; it keeps only its own
+step and evaluation.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+
+import torch
+
+from ..utils import dist
+from ..utils.checkpoint import atomic_save, load_checkpoint
+from ..utils.errors import CheckpointError, DataError
+from ..utils.experiment import ExperimentPaths, resume_state_path
+from ..utils.logger import ScalarWriter, setup_logging
+from ..utils.options import dump_options
+from ..utils.rng import get_rng_state, set_random_seed, set_rng_state
+from ..version import __version__
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_KEEP_STATES = 2  # training states kept on disk (the newest is always complete: writes are atomic)
+
+
+def parse_run_args(argv: Optional[Sequence[str]], description: str, example_override: str) -> argparse.Namespace:
+    """Parse a trainer's command line (the flags of :func:`add_run_arguments`)."""
+    parser = argparse.ArgumentParser(description=description)
+    return add_run_arguments(parser, example_override).parse_args(argv)
+
+
+def add_run_arguments(parser: argparse.ArgumentParser, example_override: str) -> argparse.ArgumentParser:
+    """The command-line flags every trainer takes: -opt, --launcher, --auto_resume, --force_yml, --root."""
+    parser.add_argument("-opt", "--opt", required=True, help="experiment YAML")
+    parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
+                        help="'pytorch' under torchrun for DDP (NCCL on GPUs, gloo on CPU)")
+    parser.add_argument("--auto_resume", action="store_true", help="continue from the newest training state")
+    parser.add_argument("--force_yml", nargs="+", default=[], metavar="KEY.SUB=VALUE",
+                        help=f"override options, e.g. {example_override}")
+    parser.add_argument("--root", default=".", help="folder that receives experiments/ (default: cwd)")
+    return parser
+
+
+def select_device(num_gpu: Any, local_rank: int) -> torch.device:
+    """``num_gpu: 0`` is CPU; ``num_gpu >= 1`` (or 'auto') without CUDA falls back to CPU, loudly."""
+    if num_gpu in (0, "0", None, False):
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        if num_gpu != "auto":
+            logger.warning("num_gpu: %s but CUDA is not available: training on CPU", num_gpu)
+        return torch.device("cpu")
+    return torch.device("cuda", local_rank)
+
+
+class Run:
+    """Set-up of one training run, in the order things are needed; see the module docstring.
+
+    Args:
+        args: the parsed flags of :func:`add_run_arguments`.
+        opt: the validated options (read, never modified).
+        notices: lines to log once logging is set up (e.g. ignored legacy keys).
+        log_prefix: the log file is ``<log_prefix>_<name>_<time>.log`` in the experiment folder.
+        logger_names: logger trees the entry point configures (``pyiqa``, plus the application's).
+
+    Attributes:
+        step, epoch, epoch_step: optimiser steps done, the current epoch and steps done within it;
+            restored by :meth:`resume`, advanced by :meth:`batches`.
+    """
+
+    def __init__(self, args: argparse.Namespace, opt: Dict[str, Any], notices: Sequence[str] = (),
+                 log_prefix: str = "train", logger_names: Sequence[str] = ("pyiqa",)):
+        self.opt = opt
+        self.rank, local_rank, self.world_size = 0, 0, 1
+        if args.launcher == "pytorch":
+            self.rank, local_rank, self.world_size = dist.init_dist((opt.get("dist_params") or {}).get("backend"))
+        self.paths = ExperimentPaths(Path(args.root), opt["name"])
+        self.resume_from = resume_state_path(opt, self.paths, args.auto_resume)
+        archived = self.paths.prepare(resume=self.resume_from is not None) if self.rank == 0 else None
+        dist.barrier()
+        stamp = time.strftime("%Y%m%d_%H%M%S")
+        setup_logging(self.paths.exp_dir / f"{log_prefix}_{opt['name']}_{stamp}.log", self.rank,
+                      logger_names=logger_names)
+        if archived:
+            logger.info("Previous run moved to %s", archived)
+        for note in notices:
+            logger.info(note)
+        if self.rank == 0:
+            dump_options(opt, self.paths.exp_dir / f"{opt['name']}_options.yml")
+        self.seed = int(opt.get("manual_seed") or 0)
+        set_random_seed(self.seed + self.rank)
+        self.device = select_device(opt.get("num_gpu", "auto"), local_rank)
+        self.step, self.epoch, self.epoch_step = 0, 0, 0
+        self.writer: Optional[ScalarWriter] = None
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes files, logs and evaluates."""
+        return self.rank == 0
+
+    @property
+    def log_opt(self) -> Dict[str, Any]:
+        return self.opt.get("logger") or {}
+
+    # ------------------------------------------------------------------------------------ resume
+    def resume(self, restore: Callable[[Dict[str, Any]], None]) -> bool:
+        """Load the training state found at start-up, if any: ``restore(state)`` puts back the trainer's
+        own parts (model, optimiser, ...), then the counters and this rank's RNG state are restored.
+
+        Call it after the model is built (building consumes random numbers). Returns whether it resumed.
+        """
+        path = self.resume_from
+        if path is None:
+            return False
+        state = load_checkpoint(path, what="training state")
+        try:
+            restore(state)
+            self.step, self.epoch, self.epoch_step = state["iter"], state["epoch"], state["epoch_iter"]
+            rng = state["rng"].get(self.rank) or state["rng"][0]
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as err:
+            raise CheckpointError(f"Training state {path} does not fit this run ({type(err).__name__}: "
+                                  f"{err}); it was written by another configuration or program") from err
+        set_rng_state(rng)
+        logger.info("Resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
+        return True
+
+    def open_writer(self) -> ScalarWriter:
+        """The TensorBoard writer (rank 0, ``logger.use_tb_logger``); a resumed run drops the events the
+        interrupted run logged after its last state, so curves have no duplicate steps."""
+        enabled = bool(self.log_opt.get("use_tb_logger", True)) and self.is_main
+        purge = self.step + 1 if self.resume_from is not None else None
+        self.writer = ScalarWriter(self.paths.tb_logger, enabled, purge_step=purge)
+        return self.writer
+
+    # ------------------------------------------------------------------------------------ the loop
+    def batches(self, loader: Any, total_steps: int, steps_per_epoch: int,
+                on_epoch_start: Optional[Callable[[int], None]] = None,
+                on_epoch_end: Optional[Callable[[int], None]] = None) -> Iterator[Any]:
+        """Yield training batches until ``total_steps``, continuing mid-epoch after a resume.
+
+        The loader's sampler must have ``set_epoch(epoch, skip)`` (:class:`ResumableSampler`): a
+        resumed epoch skips the samples the interrupted run already trained on. ``step`` and
+        ``epoch_step`` count the batch being yielded; an epoch ends (``on_epoch_end``, then the epoch
+        counter moves) when all ``steps_per_epoch`` batches were seen, also when that happens exactly
+        at the last step.
+        """
+        while self.step < total_steps:
+            loader.sampler.set_epoch(self.epoch, skip=self.epoch_step * loader.batch_size)
+            if on_epoch_start is not None:
+                on_epoch_start(self.epoch)
+            seen = 0
+            for batch in loader:
+                seen += 1
+                self.step += 1
+                self.epoch_step += 1
+                yield batch
+                if self.step >= total_steps:
+                    break
+            if self.epoch_step >= steps_per_epoch:
+                if on_epoch_end is not None:
+                    on_epoch_end(self.epoch)
+                self.epoch, self.epoch_step = self.epoch + 1, 0
+            elif seen == 0:
+                raise DataError(f"The training loader gave no batch in epoch {self.epoch} (expected "
+                                f"{steps_per_epoch}); check the dataset and batch size")
+
+    # ------------------------------------------------------------------------------------ saving
+    def save_state(self, payload: Callable[[], Dict[str, Any]]) -> Optional[Path]:
+        """Atomically write ``training_states/<step>.state`` and keep the newest ``logger.keep_checkpoints``.
+
+        ``payload()`` (called on rank 0 only) gives the trainer's parts; the run adds the counters,
+        every rank's RNG state (gathered: a resumed multi-process run continues each stream), the
+        config and the package version. Collective: every rank must call it.
+        """
+        rng = get_rng_state()
+        gathered: List[Any] = [rng]
+        if self.world_size > 1:
+            gathered = [None] * self.world_size
+            torch.distributed.all_gather_object(gathered, rng)
+        path = None
+        if self.is_main:
+            state = {**payload(), "iter": self.step, "epoch": self.epoch, "epoch_iter": self.epoch_step,
+                     "rng": dict(enumerate(gathered)), "config": self.opt, "version": __version__}
+            path = self.paths.training_states / f"{self.step}.state"
+            atomic_save(state, path)
+            keep = int(self.log_opt.get("keep_checkpoints", DEFAULT_KEEP_STATES))
+            states = sorted(self.paths.training_states.glob("*.state"), key=lambda p: int(p.stem))
+            for old in states[:-keep]:
+                old.unlink()
+            logger.info("Saved training state %s", path)
+        dist.barrier()
+        return path
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def run_main(trainer_factory: Callable[[], Any]) -> Any:
+    """Build and run a trainer, always tearing the process group down (also on errors)."""
+    try:
+        return trainer_factory().run()
+    finally:
+        dist.cleanup()

@@ -1,0 +1,44 @@
+"""The one loop that scores every image of an evaluation loader (training validation, ``pyiqa/test.py``
+and train_clip's zero-shot evaluation all call it)."""
+from __future__ import annotations
+
+from typing import Any, Dict, Iterable, List, Mapping
+
+import torch
+import torch.nn as nn
+from tqdm import tqdm
+
+
+@torch.no_grad()
+def predict(net: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.device, desc: str = "",
+            pbar: bool = False) -> Dict[str, List]:
+    """Scores of every image in ``loader`` with the test-time crop protocol of ``net``.
+
+    Runs with ``net`` in eval mode (left there) inside ``fork_rng``, so evaluating never shifts the
+    training RNG streams: a run resumed from a checkpoint sees the same random numbers whether or not
+    the original run validated there.
+
+    Args:
+        net: maps images (a (B, 3, H, W) tensor or a list of (3, H, W) tensors) to (B, 1) scores.
+        loader: batches with 'img' (tensor or list of tensors), 'mos_label' (B, 1) and 'img_path'
+            (B strings), as every registered dataset's items collated by ``collate_images``.
+        device: where ``net`` runs.
+        desc, pbar: tqdm label, and whether to show the bar.
+
+    Returns:
+        ``{'pred': [...], 'mos': [...], 'img_path': [...]}``, one entry per image in loader order.
+    """
+    device = torch.device(device)
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        net.eval()
+        preds: List[float] = []
+        mos: List[float] = []
+        paths: List[str] = []
+        for batch in tqdm(loader, desc=desc, disable=not pbar, leave=False):
+            img = batch["img"]
+            img = [t.to(device) for t in img] if isinstance(img, list) else img.to(device)
+            preds.extend(net(img).float().flatten().cpu().tolist())
+            mos.extend(batch["mos_label"].float().flatten().tolist())
+            paths.extend(batch["img_path"])
+        return {"pred": preds, "mos": mos, "img_path": paths}
