@@ -11,9 +11,10 @@ from typing import Dict, List, Optional
 from .data import build_dataloader, build_dataset
 from .engine.run import select_device
 from .models import GeneralIQAModel
-from .utils.errors import ConfigError
+from .utils.errors import ConfigError, OutputError
+from .utils.experiment import archive
 from .utils.entry import run_cli
-from .utils.logger import setup_logging
+from .utils.logger import attach_log_file, setup_logging
 from .utils.options import dataset_phase, dump_options, parse_options
 from .utils.rng import set_random_seed
 
@@ -58,28 +59,37 @@ def scatter_plot(path: Path, result: Dict[str, List], title: str) -> None:
 def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
     opt, notices = parse_options(args.opt, args.force_yml, is_train=False)
-    out_dir = Path(args.root) / "results" / opt["name"]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(out_dir / f"test_{opt['name']}.log")
+    setup_logging(None, buffer=True)  # the results folder is created once everything is checked
     for note in notices:
         logger.info(note)
-    dump_options(opt, out_dir / f"{opt['name']}_options.yml")
     set_random_seed(int(opt.get("manual_seed") or 0))
     if not (opt.get("path") or {}).get("pretrain_network_g"):
         logger.warning("path.pretrain_network_g is not set: testing an UNTRAINED adapter")
     device = select_device(opt.get("num_gpu", "auto"), 0)
-    model = GeneralIQAModel(opt, device, is_train=False)
     metrics_opt = (opt.get("val") or {}).get("metrics") or DEFAULT_METRICS
-    sets = [(k, d) for k, d in opt["datasets"].items() if dataset_phase(k) in ("test", "val")]
-    if not sets:
-        raise ConfigError("No datasets.test* (or val*) section to evaluate in " + str(args.opt))
-    results = {}
-    for key, d_opt in sets:
+    sets = []
+    for key, d_opt in opt["datasets"].items():
         phase, where = dataset_phase(key), f"datasets.{key}"
-        ds = build_dataset(d_opt, phase, where=where)
-        loader = build_dataloader(ds, d_opt, phase, where=where, device=device)
-        metrics, result = model.evaluate(loader, metrics_opt, desc=key, pbar=True)
-        name = d_opt.get("name", key)
+        if phase in ("test", "val"):
+            ds = build_dataset(d_opt, phase, where=where)
+            sets.append((d_opt.get("name", key), ds, build_dataloader(ds, d_opt, phase, where=where, device=device)))
+    if not sets:
+        raise ConfigError(f"No datasets.test* (or val*) section to evaluate in {args.opt}")
+    model = GeneralIQAModel(opt, device, is_train=False)
+
+    out_dir = Path(args.root) / "results" / opt["name"]
+    archived = archive(out_dir)  # an earlier evaluation of this name is kept, never overwritten
+    try:
+        out_dir.mkdir(parents=True)
+    except OSError as err:
+        raise OutputError(f"Cannot create the results folder {out_dir}: {err.strerror or err}") from err
+    attach_log_file(out_dir / f"test_{opt['name']}.log")
+    if archived:
+        logger.info("Previous results moved to %s", archived)
+    dump_options(opt, out_dir / f"{opt['name']}_options.yml")
+    results = {}
+    for name, ds, loader in sets:
+        metrics, result = model.evaluate(loader, metrics_opt, desc=name, pbar=True)
         csv_path = out_dir / f"predictions_{name}.csv"
         write_predictions(csv_path, result)
         text = "  ".join(f"{k.upper()}: {v:.4f}" for k, v in metrics.items())

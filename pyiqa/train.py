@@ -18,7 +18,6 @@ from .engine.run import Run, parse_run_args, run_main
 from .metrics import lower_is_better
 from .models import GeneralIQAModel
 from .utils import dist
-from .utils.checkpoint import atomic_save
 from .utils.entry import run_cli
 from .utils.errors import ConfigError
 from .utils.options import dataset_phase, parse_options
@@ -32,7 +31,7 @@ class Trainer:
     def __init__(self, args: argparse.Namespace):
         opt, notices = parse_options(args.opt, args.force_yml, is_train=True)
         self.opt = opt
-        self.runtime = run = Run(args, opt, notices, log_prefix="train")
+        self.runtime = run = Run(args, opt, notices, log_prefix="train", identity=("network",))
         self.rank, self.world_size, self.device = run.rank, run.world_size, run.device
         logger.info("Run '%s' on %s, world size %d, seed %d", opt["name"], self.device, self.world_size,
                     run.seed)
@@ -40,7 +39,7 @@ class Trainer:
         self.model = GeneralIQAModel(opt, self.device, is_train=True, world_size=self.world_size)
         self.best: Dict[str, Dict[str, float]] = {}
         run.resume(self._restore)
-        self.writer = run.open_writer()
+        self.writer = run.start()  # everything checked: only now the experiment folder is created
 
     # ------------------------------------------------------------------------------------ set-up
     def _build_data(self) -> None:
@@ -168,7 +167,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------ saving
     def save_network(self, filename: str) -> None:
         if self.rank == 0:
-            atomic_save(self.model.network_checkpoint(self.runtime.step), self.runtime.paths.models / filename)
+            self.runtime.save(self.model.network_checkpoint(self.runtime.step), self.runtime.paths.models / filename)
 
     def save(self) -> None:
         """net_latest.pth and the training state of this iteration (all ranks' RNG states)."""

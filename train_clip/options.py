@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable
 
 from pyiqa.utils.errors import ConfigError
+from pyiqa.utils.experiment import check_run_name
 from pyiqa.utils.options import apply_overrides, check_section, load_yaml
 from pyiqa.utils.precision import check_precision
 
@@ -46,6 +47,7 @@ def parse_options(path: str | Path, overrides: Iterable[str] = ()) -> Dict[str, 
 def validate(opt: Dict[str, Any]) -> None:
     """Key-level checks of every section, plus the value checks that need no data or model."""
     check_section(opt, TOP)
+    check_run_name(opt["name"])
     model = check_section(opt["model"], MODEL, "model")
     inits = [k for k in ("backbone", "model_name", "config") if model.get(k) is not None]
     if len(inits) != 1:

@@ -46,7 +46,8 @@ class Trainer:
 
     def __init__(self, args: argparse.Namespace):
         self.opt = opt = parse_options(args.opt, args.force_yml)
-        self.runtime = run = Run(args, opt, log_prefix="train_clip", logger_names=("pyiqa", "train_clip"))
+        self.runtime = run = Run(args, opt, log_prefix="train_clip", logger_names=("pyiqa", "train_clip"),
+                                 identity=("model",))
         self.rank, self.world_size, self.device = run.rank, run.world_size, run.device
         self.seed = run.seed
         if self.device.type == "cuda":
@@ -77,7 +78,7 @@ class Trainer:
         self.evaluator = Evaluator(ev, self.model.visual.image_size[0], self.model.context_length, self.device,
                                    self.runner.autocast) if self.rank == 0 else None
         run.resume(self._restore)
-        self.writer = run.open_writer()
+        self.writer = run.start()  # everything checked: only now the experiment folder is created
 
     # ------------------------------------------------------------------------------------ set-up
     def _build_data(self) -> None:

@@ -13,16 +13,16 @@ import argparse
 import logging
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
+import yaml
 
 from ..utils import dist
-from ..utils.checkpoint import atomic_save, load_checkpoint
-from ..utils.errors import CheckpointError, DataError
-from ..utils.experiment import ExperimentPaths, resume_state_path
-from ..utils.logger import ScalarWriter, setup_logging
-from ..utils.options import dump_options
+from ..utils.checkpoint import atomic_write, load_checkpoint
+from ..utils.errors import CheckpointError, DataError, OutputError
+from ..utils.experiment import ExperimentPaths, RunLock, release_locks, resume_candidates
+from ..utils.logger import ScalarWriter, attach_log_file, setup_logging
 from ..utils.rng import get_rng_state, set_random_seed, set_rng_state
 from ..version import __version__
 
@@ -76,29 +76,27 @@ class Run:
     """
 
     def __init__(self, args: argparse.Namespace, opt: Dict[str, Any], notices: Sequence[str] = (),
-                 log_prefix: str = "train", logger_names: Sequence[str] = ("pyiqa",)):
+                 log_prefix: str = "train", logger_names: Sequence[str] = ("pyiqa",),
+                 identity: Sequence[str] = ()):
         self.opt = opt
+        self.identity = tuple(identity)
+        self.log_prefix, self.logger_names = log_prefix, tuple(logger_names)
         self.rank, local_rank, self.world_size = 0, 0, 1
         if args.launcher == "pytorch":
             self.rank, local_rank, self.world_size = dist.init_dist((opt.get("dist_params") or {}).get("backend"))
         self.paths = ExperimentPaths(Path(args.root), opt["name"])
-        self.resume_from = resume_state_path(opt, self.paths, args.auto_resume)
-        archived = self.paths.prepare(resume=self.resume_from is not None) if self.rank == 0 else None
-        dist.barrier()
-        stamp = time.strftime("%Y%m%d_%H%M%S")
-        setup_logging(self.paths.exp_dir / f"{log_prefix}_{opt['name']}_{stamp}.log", self.rank,
-                      logger_names=logger_names)
-        if archived:
-            logger.info("Previous run moved to %s", archived)
+        self.candidates = resume_candidates(opt, self.paths, args.auto_resume)
+        self.resume_from: Optional[Path] = None
+        # console now; the file (and the folder) only once start() knows the run is valid
+        setup_logging(None, self.rank, logger_names=self.logger_names, buffer=True)
         for note in notices:
             logger.info(note)
-        if self.rank == 0:
-            dump_options(opt, self.paths.exp_dir / f"{opt['name']}_options.yml")
         self.seed = int(opt.get("manual_seed") or 0)
         set_random_seed(self.seed + self.rank)
         self.device = select_device(opt.get("num_gpu", "auto"), local_rank)
         self.step, self.epoch, self.epoch_step = 0, 0, 0
         self.writer: Optional[ScalarWriter] = None
+        self.lock: Optional[RunLock] = None
 
     @property
     def is_main(self) -> bool:
@@ -114,12 +112,15 @@ class Run:
         """Load the training state found at start-up, if any: ``restore(state)`` puts back the trainer's
         own parts (model, optimiser, ...), then the counters and this rank's RNG state are restored.
 
-        Call it after the model is built (building consumes random numbers). Returns whether it resumed.
+        With ``--auto_resume`` an unreadable newest state (e.g. a disk that filled up) is skipped with a
+        warning for the next newest. A state whose ``identity`` sections (e.g. ``network``) differ from
+        this run's options is refused, naming both values. Call it after the model is built (building
+        consumes random numbers) and before :meth:`start`. Returns whether it resumed.
         """
-        path = self.resume_from
-        if path is None:
+        state, path = self._read_state()
+        if state is None:
             return False
-        state = load_checkpoint(path, what="training state")
+        self._check_identity(state, path)
         try:
             restore(state)
             self.step, self.epoch, self.epoch_step = state["iter"], state["epoch"], state["epoch_iter"]
@@ -128,12 +129,61 @@ class Run:
             raise CheckpointError(f"Training state {path} does not fit this run ({type(err).__name__}: "
                                   f"{err}); it was written by another configuration or program") from err
         set_rng_state(rng)
+        self.resume_from = path
         logger.info("Resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
         return True
 
-    def open_writer(self) -> ScalarWriter:
-        """The TensorBoard writer (rank 0, ``logger.use_tb_logger``); a resumed run drops the events the
-        interrupted run logged after its last state, so curves have no duplicate steps."""
+    def _read_state(self) -> Tuple[Optional[Dict[str, Any]], Optional[Path]]:
+        explicit = bool((self.opt.get("path") or {}).get("resume_state"))
+        skipped = []
+        for path in self.candidates:
+            try:
+                return load_checkpoint(path, what="training state"), path
+            except CheckpointError as err:
+                if explicit or "was refused" in str(err):  # a planted file is never passed over
+                    raise
+                logger.warning("Skipping unreadable training state %s: %s", path, err)
+                skipped.append(path)
+        if skipped:
+            raise CheckpointError(f"No readable training state to resume from in {self.paths.training_states} "
+                                  f"(unreadable: {', '.join(p.name for p in skipped)}); start without "
+                                  "--auto_resume to begin a new run")
+        return None, None
+
+    def _check_identity(self, state: Dict[str, Any], path: Path) -> None:
+        """Refuse a state whose model-defining options differ from this run's (it would 'resume' a
+        different network, or one already trained past this run's end)."""
+        config = state.get("config") if isinstance(state, dict) else None
+        if not isinstance(config, dict):
+            return
+        diffs = []
+        for section in self.identity:
+            old, new = config.get(section) or {}, self.opt.get(section) or {}
+            for key in sorted(set(old) | set(new)):
+                if old.get(key) != new.get(key):
+                    diffs.append(f"{section}.{key}: state {old.get(key)!r}, config {new.get(key)!r}")
+        if diffs:
+            raise CheckpointError(f"Training state {path} was written with other options than this run's: "
+                                  f"{'; '.join(diffs)}. Resume with the original options, or give the new "
+                                  "run another 'name'")
+
+    # ------------------------------------------------------------------------------------ start
+    def start(self) -> ScalarWriter:
+        """Claim the experiment folder once everything is checked: lock the name, archive an old run
+        (never a live or resumed one), create the folders, write the log file and the options, and
+        open the TensorBoard writer (a resumed run drops the events logged after its state)."""
+        archived = None
+        if self.is_main:
+            self.lock = self.paths.lock().acquire()
+            archived = self.paths.prepare(resume=self.resume_from is not None)
+            stamp = time.strftime("%Y%m%d_%H%M%S")
+            attach_log_file(self.paths.exp_dir / f"{self.log_prefix}_{self.opt['name']}_{stamp}.log",
+                            self.logger_names)
+            self.write(lambda f: f.write(yaml.safe_dump(self.opt, sort_keys=False).encode()),
+                       self.paths.exp_dir / f"{self.opt['name']}_options.yml")
+        dist.barrier()
+        if archived:
+            logger.info("Previous run moved to %s", archived)
         enabled = bool(self.log_opt.get("use_tb_logger", True)) and self.is_main
         purge = self.step + 1 if self.resume_from is not None else None
         self.writer = ScalarWriter(self.paths.tb_logger, enabled, purge_step=purge)
@@ -189,7 +239,7 @@ class Run:
             state = {**payload(), "iter": self.step, "epoch": self.epoch, "epoch_iter": self.epoch_step,
                      "rng": dict(enumerate(gathered)), "config": self.opt, "version": __version__}
             path = self.paths.training_states / f"{self.step}.state"
-            atomic_save(state, path)
+            self.save(state, path)
             keep = int(self.log_opt.get("keep_checkpoints", DEFAULT_KEEP_STATES))
             states = sorted(self.paths.training_states.glob("*.state"), key=lambda p: int(p.stem))
             for old in states[:-keep]:
@@ -198,9 +248,38 @@ class Run:
         dist.barrier()
         return path
 
+    def save(self, obj: Any, path: Path) -> None:
+        """``torch.save`` atomically; a failed write (disk full, read-only) is one clear error."""
+        self.write(lambda f: torch.save(obj, f), path)
+
+    def write(self, write: Callable[[Any], None], path: Path) -> None:
+        """:func:`atomic_write` with an OutputError naming the file and the last good state on failure."""
+        try:
+            atomic_write(path, write)
+        except (OSError, RuntimeError) as err:
+            cause = _os_error(err)  # torch.save reports a failed write as a RuntimeError around it
+            if cause is None:
+                raise
+            good = next((p for p in self.paths.state_files() if p != path), None)
+            raise OutputError(f"Cannot write {path}: {cause.strerror or cause}. Nothing was overwritten: the "
+                              f"last complete training state is {good or 'none yet'}; free space or fix the "
+                              "folder, then continue with --auto_resume") from err
+
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.lock is not None:
+            self.lock.release()
+
+
+def _os_error(err: BaseException) -> Optional[OSError]:
+    """The OSError behind ``err`` (itself, or in its cause/context chain), if any."""
+    seen = 0
+    while err is not None and seen < 10:
+        if isinstance(err, OSError):
+            return err
+        err, seen = err.__cause__ or err.__context__, seen + 1
+    return None
 
 
 def run_main(trainer_factory: Callable[[], Any]) -> Any:
@@ -208,4 +287,5 @@ def run_main(trainer_factory: Callable[[], Any]) -> Any:
     try:
         return trainer_factory().run()
     finally:
+        release_locks()
         dist.cleanup()

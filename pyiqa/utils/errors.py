@@ -15,3 +15,11 @@ class DataError(PyiqaError):
 
 class CheckpointError(PyiqaError):
     """A weight file is missing, unreadable or does not fit the model."""
+
+
+class OutputError(PyiqaError):
+    """A file or folder of the run's output cannot be written (disk full, read-only, blocked path)."""
+
+
+class TrainingError(PyiqaError):
+    """Training cannot go on (e.g. the loss became NaN or infinite); the message names the last good state."""

@@ -5,6 +5,7 @@ Library modules use ``logging.getLogger(__name__)``; only entry points call :fun
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
 from pathlib import Path
 from typing import Dict, Optional, Sequence
@@ -13,21 +14,23 @@ FORMAT = "%(asctime)s %(levelname)s: %(message)s"
 
 
 def setup_logging(log_file: Optional[str | Path] = None, rank: int = 0, level: int = logging.INFO,
-                  logger_names: Sequence[str] = ("pyiqa",)) -> None:
+                  logger_names: Sequence[str] = ("pyiqa",), buffer: bool = False) -> None:
     """Console (+ file) logging for the ``pyiqa`` logger tree; ranks > 0 only report errors.
 
     ``logger_names`` lists the logger trees to configure (e.g. ``("pyiqa", "train_clip")`` for the
     pre-training application, whose modules log under their own package name); they share handlers.
+    ``buffer``: keep the records in memory until :func:`attach_log_file` names the file, so a run
+    that creates its folder only after its options and data are checked still logs from the start.
     """
     fmt = logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S")
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(fmt)
     handlers: list = [console]
     if log_file is not None and rank == 0:
-        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        fh = logging.FileHandler(log_file, encoding="utf-8")
-        fh.setFormatter(fmt)
-        handlers.append(fh)
+        handlers.append(_file_handler(log_file, fmt))
+    elif buffer and rank == 0:
+        handlers.append(logging.handlers.MemoryHandler(capacity=100_000, flushLevel=logging.CRITICAL + 1,
+                                                       flushOnClose=False))
     for name in logger_names:
         root = logging.getLogger(name)
         root.handlers.clear()
@@ -35,6 +38,28 @@ def setup_logging(log_file: Optional[str | Path] = None, rank: int = 0, level: i
         root.setLevel(level if rank == 0 else logging.ERROR)
         for handler in handlers:
             root.addHandler(handler)
+
+
+def attach_log_file(log_file: str | Path, logger_names: Sequence[str] = ("pyiqa",)) -> None:
+    """Start writing the log to ``log_file``, beginning with the records buffered so far."""
+    loggers = [logging.getLogger(name) for name in logger_names]
+    buffers = {h for lg in loggers for h in lg.handlers if isinstance(h, logging.handlers.MemoryHandler)}
+    fmt = next((h.formatter for lg in loggers for h in lg.handlers if h.formatter is not None), None)
+    fh = _file_handler(log_file, fmt or logging.Formatter(FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
+    for buf in buffers:
+        buf.setTarget(fh)
+        buf.flush()
+    for lg in loggers:
+        for buf in buffers:
+            lg.removeHandler(buf)
+        lg.addHandler(fh)
+
+
+def _file_handler(log_file: str | Path, fmt: logging.Formatter) -> logging.FileHandler:
+    Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+    fh = logging.FileHandler(log_file, encoding="utf-8")
+    fh.setFormatter(fmt)
+    return fh
 
 
 class ScalarWriter:

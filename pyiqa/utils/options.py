@@ -17,6 +17,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional
 import yaml
 
 from .errors import ConfigError
+from .experiment import check_run_name
 from .precision import check_precision
 from .registry import closest
 
@@ -143,6 +144,7 @@ def _legacy_notices(opt: Dict[str, Any]) -> List[str]:
 def validate_options(opt: Dict[str, Any], is_train: bool) -> List[str]:
     """Check the fixed sections; return notices about ignored legacy keys. Raises ConfigError."""
     _check_section(opt, SCHEMA[""], "")
+    check_run_name(opt["name"])
     for section in ("path", "val", "logger", "dist_params"):
         if opt.get(section) is not None:
             _check_section(opt[section], SCHEMA[section], section)

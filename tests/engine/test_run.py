@@ -35,6 +35,7 @@ def options(keep: int = 2) -> dict:
 def consume(run: Run, total: int, stop_at: int = None, ends: list = None) -> list:
     """Batches of ``run`` as lists; saves a state after every step; returns at ``stop_at`` (a 'kill')."""
     seen = []
+    run.start()
     for batch in run.batches(make_loader(run.seed), total, STEPS_PER_EPOCH,
                              on_epoch_end=(ends.append if ends is not None else None)):
         seen.append((run.step, run.epoch, batch.tolist(), torch.rand(1).item()))
@@ -52,10 +53,12 @@ def test_resume_mid_epoch_continues_exactly(tmp_path):
     epoch0 = sorted(x for _, e, b, _ in full if e == 0 for x in b)
     assert epoch0 == list(range(10))
 
-    first = consume(Run(make_args(tmp_path / "b"), options()), total=13, stop_at=7)
+    killed = Run(make_args(tmp_path / "b"), options())
+    first = consume(killed, total=13, stop_at=7)
+    killed.close()  # what the end of its process does
     ends = []
     resumed_run = Run(make_args(tmp_path / "b", "--auto_resume"), options())
-    assert resumed_run.resume_from.name == "7.state"
+    assert [p.name for p in resumed_run.candidates[:2]] == ["7.state", "6.state"]
     restored = {}
     assert resumed_run.resume(restored.update)
     assert restored["note"] == "unit" and (resumed_run.step, resumed_run.epoch, resumed_run.epoch_step) == (7, 1, 2)
@@ -67,7 +70,9 @@ def test_resume_mid_epoch_continues_exactly(tmp_path):
 
 
 def test_resume_at_epoch_boundary_ends_the_epoch_once(tmp_path):
-    consume(Run(make_args(tmp_path), options()), total=20, stop_at=STEPS_PER_EPOCH)
+    killed = Run(make_args(tmp_path), options())
+    consume(killed, total=20, stop_at=STEPS_PER_EPOCH)
+    killed.close()
     ends = []
     run = Run(make_args(tmp_path, "--auto_resume"), options())
     run.resume(lambda state: None)
@@ -76,8 +81,10 @@ def test_resume_at_epoch_boundary_ends_the_epoch_once(tmp_path):
 
 
 def test_new_run_archives_the_old_folder_and_state_of_another_program_is_refused(tmp_path):
-    consume(Run(make_args(tmp_path), options()), total=2)
-    Run(make_args(tmp_path), options())
+    first = Run(make_args(tmp_path), options())
+    consume(first, total=2)
+    first.close()  # releases the name: a second run may take the folder over
+    Run(make_args(tmp_path), options()).start()
     archived = [p.name for p in (tmp_path / "experiments").iterdir() if p.name.startswith("unit_archived_")]
     assert len(archived) == 1
     bad = tmp_path / "other.state"
