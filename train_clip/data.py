@@ -21,6 +21,7 @@ from torch.utils.data import Dataset
 
 from pyiqa.archs.uniqa_arch import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from pyiqa.data import decode_image
+from pyiqa.data.failures import FailureTracker, load_or_replace, sample_seed
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
 
@@ -32,7 +33,6 @@ SOURCE_KEYS = {
     "csv": {"type", "path", "data_root", "repeat", "img_key", "caption_key", "sep"},
     "demo": {"type", "root", "split_index", "phase", "repeat"},
 }
-MAX_REPLACEMENTS = 50  # consecutive unreadable images tried before a batch is given up
 
 
 # ------------------------------------------------------------------------------------------ sources
@@ -139,48 +139,6 @@ def build_samples(sources: Sequence[Dict[str, Any]], where: str) -> List[Sample]
     return samples
 
 
-# ------------------------------------------------------------------------------------------ failures
-class FailureTracker:
-    """Counts unreadable images; the run stops once more than ``max_fraction`` of them fail.
-
-    Args:
-        total: number of training entries the fraction refers to.
-        max_fraction: tolerated share of failures (0.01 = 1 %).
-        report: file that receives the full list when the run stops.
-    """
-
-    def __init__(self, total: int, max_fraction: float = 0.01, report: Optional[Path] = None):
-        self.total = total
-        self.max_fraction = max_fraction
-        self.report = report
-        self.failed: Dict[str, str] = {}  # path -> reason
-
-    def add(self, failures: Sequence[Tuple[str, str]]) -> List[str]:
-        """Record (path, reason) pairs; returns the paths not seen before."""
-        new = [p for p, _ in failures if p not in self.failed]
-        for path, reason in failures:
-            self.failed.setdefault(path, reason)
-        return new
-
-    @property
-    def limit(self) -> float:
-        return self.max_fraction * self.total
-
-    def check(self) -> None:
-        """Raise DataError listing the failures when they exceed the tolerated fraction."""
-        if len(self.failed) <= self.limit:
-            return
-        lines = [f"{p}: {r}" for p, r in sorted(self.failed.items())]
-        where = ""
-        if self.report is not None:
-            self.report.parent.mkdir(parents=True, exist_ok=True)
-            self.report.write_text("\n".join(lines) + "\n", encoding="utf-8")
-            where = f" (full list in {self.report})"
-        shown = "\n  ".join(lines[:20]) + (f"\n  ... and {len(lines) - 20} more" if len(lines) > 20 else "")
-        raise DataError(f"{len(self.failed)} of {self.total} training images are missing or unreadable "
-                        f"(more than {self.max_fraction:.1%}); fix or remove them{where}:\n  {shown}")
-
-
 def drop_missing(samples: List[Sample], tracker: FailureTracker) -> List[Sample]:
     """Remove entries whose image file does not exist (a stat, not a decode), recording them."""
     missing = [(p, "file does not exist") for p, _ in samples if not Path(p).is_file()]
@@ -195,11 +153,6 @@ def drop_missing(samples: List[Sample], tracker: FailureTracker) -> List[Sample]
 
 
 # ------------------------------------------------------------------------------------------ dataset
-def sample_seed(seed: int, epoch: int, index: int) -> int:
-    """A well-mixed 63-bit seed for one sample of one epoch."""
-    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(2, np.uint64)[0] >> np.uint64(1))
-
-
 def clip_transform(image_size: int, is_train: bool, aug: Optional[Dict[str, Any]] = None) -> Callable:
     """open_clip's CLIP transform with the OpenAI mean/std that UniQA normalises with downstream."""
     try:
@@ -239,20 +192,9 @@ class CaptionDataset(Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
-        failed: List[Tuple[str, str]] = []
-        idx = index
-        for attempt in range(MAX_REPLACEMENTS):
-            path, captions = self.samples[idx]
-            try:
-                img = decode_image(path)
-                break
-            except DataError as err:
-                failed.append((path, str(err)))
-                # a fixed, index-derived replacement keeps the batch (and every rank's shapes) intact
-                idx = (idx + 1 + attempt * 7919) % len(self.samples)
-        else:
-            raise DataError(f"{MAX_REPLACEMENTS} consecutive training images are unreadable, e.g. "
-                            f"{failed[:3]}")
+        (img, captions), failed = load_or_replace(
+            index, len(self.samples), lambda i: (decode_image(self.samples[i][0]), self.samples[i][1]),
+            name=lambda i: self.samples[i][0])
         seed = sample_seed(self.seed, self.epoch, index)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)  # the crop depends only on (seed, epoch, index)

@@ -30,7 +30,8 @@ from pyiqa.utils import dist
 from pyiqa.utils.entry import run_cli
 from pyiqa.utils.errors import ConfigError
 from pyiqa.utils.precision import resolve_precision
-from train_clip.data import CaptionDataset, FailureTracker, build_samples, clip_transform, collate, drop_missing
+from pyiqa.data.failures import FailureTracker
+from train_clip.data import CaptionDataset, build_samples, clip_transform, collate, drop_missing
 from train_clip.evaluation import Evaluator
 from train_clip.export import check_exportable, export_backbone
 from train_clip.model import build_model, count
@@ -161,23 +162,12 @@ class Trainer:
     def _note_failures(self, batch: Dict[str, Any]) -> None:
         """Log new unreadable images (replaced in the batch); stop past the tolerated fraction."""
         self.truncated += batch["truncated"]
-        new = self.failures.add(batch["failed"])
-        for path in new:
-            logger.warning("Skipped unreadable image %s: %s", path, self.failures.failed[path])
+        self.failures.record(batch["failed"])
         if self.world_size == 1:
             self.failures.check()
 
-    def _sync_failures(self) -> None:
-        """Every rank learns every rank's failures, so all stop together (no rank left waiting)."""
-        if self.world_size > 1:
-            gathered: List[Any] = [None] * self.world_size
-            torch.distributed.all_gather_object(gathered, self.failures.failed)
-            for failed in gathered:
-                self.failures.add(list(failed.items()))
-        self.failures.check()
-
     def _log(self, loss: torch.Tensor, lr: float, norm: Optional[float]) -> float:
-        self._sync_failures()
+        self.failures.sync(self.world_size)
         if self.world_size > 1:
             loss = loss.clone()
             torch.distributed.all_reduce(loss)

@@ -1,20 +1,23 @@
 """Loading the frozen CLIP ViT that UniQA scores with.
 
 open_clip builds the network; this module only turns the files users actually have (the released
-``UniQA_weight.pt``, OpenAI CLIP state dicts, training checkpoints wrapping them) into a float32
-``open_clip.model.CLIP`` with QuickGELU, and resizes the positional embedding on its 2-D grid when the
-input size differs from the trained one. Nothing is ever downloaded.
+``UniQA_weight.pt``, OpenAI CLIP state dicts, training checkpoints wrapping them) into an
+``open_clip.model.CLIP`` with QuickGELU (float32, or its image tower in the dtype asked for), and
+resizes the positional embedding on its 2-D grid when the input size differs from the trained one.
+Nothing is ever downloaded. Files are read with ``torch.load(weights_only=True)`` and mapped, not read
+whole: only the tensors the model keeps are read, and converted in bounded passes.
 """
 from __future__ import annotations
 
 import logging
-import re
+import zipfile
 from pathlib import Path
-from typing import Dict, Optional, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg, resize_pos_embed
 
+from ..utils.checkpoint import TorchScriptArchiveError, load_checkpoint
 from ..utils.errors import CheckpointError, ConfigError
 
 logger = logging.getLogger(__name__)
@@ -49,30 +52,27 @@ WRAPPER_KEYS = ("model_state_dict", "state_dict")
 HEAD_WIDTH = 64
 
 
-def _read_file(path: Path) -> object:
-    """torch.load with weights_only=True, turning every failure into a CheckpointError that says why."""
+# Stored bytes converted per pass when adopting a mapped file's tensors (see _adopt_tensors).
+PASS_BYTES = 32 * 2 ** 20
+# Read only row by row (the prompts' tokens), so adopted as stored: never read whole, never converted.
+TOKEN_TABLE = "token_embedding.weight"
+
+
+def _read_file(path: Path, mmap: bool = False) -> Tuple[object, bool]:
+    """(contents of ``path``, whether its tensors are file-backed).
+
+    Read with :func:`load_checkpoint` (weights_only=True: a file holding pickled Python objects is
+    refused, never unpickled); ``mmap`` maps the file so tensors are read only when used. OpenAI's
+    original ViT-B-16.pt is a TorchScript archive: only then ``torch.jit.load`` reads it, whole.
+    """
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except RuntimeError as err:
-        if "TorchScript" not in str(err):
-            raise CheckpointError(f"Cannot read CLIP checkpoint '{path}': the file is corrupt or "
-                                  f"truncated ({str(err).splitlines()[0]}). Copy it again.") from err
-    except Exception as err:  # UnpicklingError, EOFError, ...: torch raises several kinds here
-        msg = str(err)
-        if "Unsupported global" in msg:
-            found = re.search(r"GLOBAL (\S+)", msg)
-            raise CheckpointError(
-                f"CLIP checkpoint '{path}' holds pickled Python objects "
-                f"({found.group(1) if found else 'not plain tensors'}), so it cannot be loaded safely "
-                "with weights_only=True. If you trust its source, load it yourself with "
-                "torch.load(path, weights_only=False) and re-save only the CLIP state dict with "
-                "torch.save(state_dict, new_path).") from err
-        raise CheckpointError(f"Cannot read CLIP checkpoint '{path}': not a readable torch file, "
-                              f"corrupt or truncated ({type(err).__name__}). Copy it again.") from err
-    # OpenAI's original ViT-B-16.pt is a TorchScript archive; its state dict is what we need.
+        obj = load_checkpoint(path, "CLIP checkpoint", mmap=mmap)
+        return obj, mmap and zipfile.is_zipfile(path)  # load_checkpoint reads legacy files unmapped
+    except TorchScriptArchiveError:
+        pass
     try:
-        return torch.jit.load(str(path), map_location="cpu").state_dict()
-    except Exception as err:
+        return torch.jit.load(str(path), map_location="cpu").state_dict(), False
+    except Exception as err:  # TorchScript raises RuntimeError and others on damaged archives
         raise CheckpointError(f"Cannot read TorchScript CLIP archive '{path}': {err}") from err
 
 
@@ -97,20 +97,27 @@ def _unwrap(obj: object, path: Path) -> Dict[str, object]:
     return sd
 
 
-def load_clip_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
+def load_clip_state_dict(path: PathLike, mmap: bool = False) -> Dict[str, torch.Tensor]:
     """Read an OpenAI-format ViT CLIP state dict (e.g. UniQA_weight.pt) from ``path``.
 
     Accepts a bare state dict or one wrapped in ``model_state_dict`` / ``state_dict``, keys with or
     without ``module.`` prefixes, fp16 or fp32 tensors. Integer metadata entries are dropped; tensors
-    keep their stored dtype (``build_clip`` converts to float32).
+    keep their stored dtype (``build_clip`` converts them). ``mmap``: the tensors are file-backed and
+    read only when used (see :func:`load_checkpoint`).
 
     Raises:
-        CheckpointError: the file is missing, unreadable, or not a ViT CLIP state dict.
+        CheckpointError: the file is missing, unreadable, refused (pickled objects), or not a ViT CLIP
+            state dict.
     """
-    path = Path(path)
+    return _read_state_dict(Path(path), mmap)[0]
+
+
+def _read_state_dict(path: Path, mmap: bool) -> Tuple[Dict[str, torch.Tensor], bool]:
+    """(checked state dict, whether its tensors are file-backed)."""
     if not path.is_file():
         raise CheckpointError(f"No CLIP checkpoint file exists at '{path}'.")
-    sd = _unwrap(_read_file(path), path)
+    obj, mapped = _read_file(path, mmap)
+    sd = _unwrap(obj, path)
     for key in META_KEYS:
         sd.pop(key, None)
     if any(k.startswith("visual.layer1") for k in sd):
@@ -125,7 +132,7 @@ def load_clip_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
     bad = [k for k, v in sd.items() if not isinstance(v, torch.Tensor)]
     if bad:
         raise CheckpointError(f"'{path}' has non-tensor entries {bad[:5]} in its CLIP state dict.")
-    return sd
+    return sd, mapped
 
 
 def config_from_state_dict(sd: Dict[str, torch.Tensor]) -> Dict[str, int]:
@@ -176,28 +183,21 @@ def _causal_mask(n: int) -> torch.Tensor:
     return torch.full((n, n), float("-inf")).triu_(1)
 
 
-def _load_without_init(cfg: Dict[str, int], image_size: int, sd: Dict[str, torch.Tensor],
+def _load_without_init(cfg: Dict[str, int], image_size: int, sd: Dict[str, torch.Tensor], mapped: bool,
                        visual_dtype: torch.dtype, path: Path) -> CLIP:
     """Build the CLIP skeleton on the meta device and adopt the checkpoint's tensors as its weights.
 
-    Skips the random initialisation of ~150M parameters (seconds on a CPU) and never holds a second
-    full copy of the weights: each tensor is converted in place in ``sd`` (fp16 -> fp32, or to
-    ``visual_dtype`` for the image tower), so peak memory is about the final model plus one layer.
+    Skips the random initialisation of ~150M parameters (seconds on a CPU), and peak memory is about
+    the final model: see :func:`_adopt_tensors`.
     """
     with torch.device("meta"):
         model = _make_clip(cfg, image_size)
     if image_size != cfg["image_size"]:
         logger.info("Resizing the CLIP positional embedding grid of '%s' from %d px to %d px",
                     path, cfg["image_size"], image_size)
-        sd["visual.positional_embedding"] = sd["visual.positional_embedding"].float()
-        resize_pos_embed(sd, model)  # 2-D bicubic on the patch grid; class token row kept
-    for key in list(sd):
-        value = sd[key]
-        if value.is_floating_point():
-            dtype = visual_dtype if key.startswith("visual.") else torch.float32
-            sd[key] = value.to(dtype).contiguous()  # drops the stored copy as we go
+    weights = _adopt_tensors(sd, mapped, path, visual_dtype, model)
     try:
-        model.load_state_dict(sd, strict=True, assign=True)
+        model.load_state_dict(weights, strict=True, assign=True)
     except RuntimeError as err:
         raise CheckpointError(f"CLIP state dict '{path}' does not fit the architecture read from its "
                               f"own shapes: {err}") from err
@@ -207,6 +207,65 @@ def _load_without_init(cfg: Dict[str, int], image_size: int, sd: Dict[str, torch
     if left:  # an open_clip version with more non-persistent buffers would land here
         raise CheckpointError(f"CLIP tensors {left} of '{path}' were not initialised by the state dict")
     return model
+
+
+def _adopt_tensors(sd: Dict[str, torch.Tensor], mapped: bool, path: Path, visual_dtype: torch.dtype,
+                   model: CLIP) -> Dict[str, torch.Tensor]:
+    """The model's weights converted from the file's: image tower in ``visual_dtype``, the rest float32.
+
+    Memory stays about the converted weights (what the model keeps) plus one slice of the file:
+
+    * a mapped file (``mapped``: the usual zip format) is converted in passes of ``PASS_BYTES`` stored
+      bytes, each from a fresh mapping that is dropped (``sd.clear()``) before the next: pages of a
+      mapped file count towards the process's memory until their mapping goes, so the pages read so far
+      never pile up;
+    * an unmapped ``sd`` (TorchScript or legacy files) is converted in place, dropping each stored
+      tensor as its copy is made;
+    * the token table (vocab x width, ~25M parameters in ViT-B/16) is kept as stored: encoding the
+      prompts reads only their tokens' rows, and ``encode_text`` casts those rows to float32, exactly
+      as converting the whole table first would.
+    """
+    out: Dict[str, torch.Tensor] = {}
+    passes = _passes(sd) if mapped else [list(sd)]
+    for n, keys in enumerate(passes):
+        if n:
+            sd.clear()  # the caller's dict too: its tensors hold the previous mapping alive
+            sd, _ = _read_state_dict(path, mmap=True)
+        for key in keys:
+            if key not in sd:
+                raise CheckpointError(f"CLIP checkpoint '{path}' changed while it was being read "
+                                      f"('{key}' is gone); load it again once it is written.")
+            value = sd.pop(key)
+            if key == "visual.positional_embedding":
+                resized = {key: value.float()}
+                resize_pos_embed(resized, model)  # 2-D bicubic on the patch grid; class token row kept
+                value = resized[key]
+            if key == TOKEN_TABLE:
+                out[key] = value
+            elif value.is_floating_point():
+                dtype = visual_dtype if key.startswith("visual.") else torch.float32
+                out[key] = value.to(dtype, copy=True).contiguous()  # a copy: never file-backed
+            else:
+                out[key] = value.clone()
+    sd.clear()
+    return out
+
+
+def _passes(sd: Dict[str, torch.Tensor]) -> List[List[str]]:
+    """Keys of ``sd`` in file order, grouped by about ``PASS_BYTES`` of stored tensor bytes; the token
+    table in a pass of its own (it stays file-backed: no other tensor of its mapping may be read)."""
+    passes: List[List[str]] = [[TOKEN_TABLE]] if TOKEN_TABLE in sd else []
+    group: List[str] = []
+    size = 0
+    for key, value in sd.items():
+        if key == TOKEN_TABLE:
+            continue
+        if group and size + value.nbytes > PASS_BYTES:
+            passes.append(group)
+            group, size = [], 0
+        group.append(key)
+        size += value.nbytes
+    return passes + [group] if group else passes
 
 
 def build_clip(backbone: PathLike, image_size: int = 224,
@@ -221,11 +280,15 @@ def build_clip(backbone: PathLike, image_size: int = 224,
             trained at another size is interpolated on its 2-D grid (class token kept).
         tiny_config: overrides of TINY_CONFIG for ``'random-tiny'``.
         seed: initialisation seed of the random backbones.
-        visual_dtype: inference loading: the image tower's weights get this dtype (e.g. bf16 on AMX
-            CPUs; the text tower stays float32, it only runs once to embed the prompts) and a
-            checkpoint's tensors are adopted without first initialising random weights (faster,
-            about half the peak memory, and the global RNG is left untouched). ``None``: float32,
-            built the classic way (random init, then load).
+        visual_dtype: frozen-backbone loading: the image tower's weights get this dtype (e.g. bf16
+            on AMX CPUs; the text tower computes in float32, it only runs to embed the prompts, and
+            its token table stays as stored, file-backed: only the prompts' rows are ever read) and
+            a checkpoint's tensors are adopted without first initialising random weights (faster,
+            peak memory about the final model, and the global RNG is left untouched). ``None``:
+            float32 throughout, built the classic way (random init, then load).
+
+    Files are read with ``torch.load(weights_only=True)`` (see :func:`load_checkpoint`): a file that
+    holds pickled Python objects is refused, never unpickled.
     """
     name = str(backbone)
     if name in RANDOM_BACKBONES:
@@ -240,23 +303,24 @@ def build_clip(backbone: PathLike, image_size: int = 224,
             f"No file exists at backbone path '{name}'. CLIP weights cannot be downloaded here: pass "
             "the path of UniQA_weight.pt (or of an OpenAI CLIP ViT .pt state dict), or 'random' for "
             "an untrained backbone (tests only).")
-    sd = load_clip_state_dict(path)
-    cfg = config_from_state_dict(sd)
+    sd, mapped = _read_state_dict(path, mmap=True)  # nothing read yet but the file's index
+    cfg = config_from_state_dict(sd)  # shapes only
     if visual_dtype is not None:
-        model = _load_without_init(cfg, image_size, sd, visual_dtype, path)
+        model = _load_without_init(cfg, image_size, sd, mapped, visual_dtype, path)
         logger.info("Loaded CLIP backbone '%s' (%s), image tower in %s", path, cfg, visual_dtype)
         return model.eval()
-    sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     model = _make_clip(cfg, image_size)
     if image_size != cfg["image_size"]:
         logger.info("Resizing the CLIP positional embedding grid of '%s' from %d px to %d px",
                     path, cfg["image_size"], image_size)
+        sd["visual.positional_embedding"] = sd["visual.positional_embedding"].float()
         resize_pos_embed(sd, model)  # 2-D bicubic on the patch grid; class token row kept
     try:
-        model.load_state_dict(sd, strict=True)
+        model.load_state_dict(sd, strict=True)  # copies, converting fp16 to the model's float32
     except RuntimeError as err:
         raise CheckpointError(f"CLIP state dict '{path}' does not fit the architecture read from its "
                               f"own shapes: {err}") from err
+    sd.clear()
     logger.info("Loaded CLIP backbone '%s' (%s)", path, cfg)
     return model.eval()
 
@@ -278,9 +342,3 @@ def save_random_backbone(path: PathLike, config: str = "tiny", dtype: torch.dtyp
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(sd, path)
     return path
-
-
-def count_parameters(model: torch.nn.Module) -> Tuple[int, int]:
-    """(all parameters, trainable parameters) of ``model``."""
-    params = list(model.parameters())
-    return sum(p.numel() for p in params), sum(p.numel() for p in params if p.requires_grad)

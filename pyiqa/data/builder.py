@@ -19,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 
 # Keys of a ``datasets.<phase>`` section that configure its DataLoader, not the dataset class.
-LOADER_KEYS = ("batch_size_per_gpu", "num_worker_per_gpu", "use_shuffle")
+LOADER_KEYS = ("batch_size_per_gpu", "num_worker_per_gpu", "use_shuffle", "max_failed_fraction")
 
 
 def split_options(opt: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
@@ -63,8 +63,11 @@ def collate_images(batch: List[Dict[str, Any]], allow_mixed_sizes: bool = True) 
         shapes = sorted({tuple(img.shape) for img in imgs})
         raise DataError(f"Training batch has images of different sizes {shapes}; add "
                         f"'random_crop' or 'resize' to the train dataset's 'augment' option")
-    out = {key: default_collate([item[key] for item in batch]) for key in batch[0] if key != "img"}
+    lists = ("img", "failed")  # 'failed': the (path, reason) pairs of replaced images, concatenated
+    out = {key: default_collate([item[key] for item in batch]) for key in batch[0] if key not in lists}
     out["img"] = torch.stack(imgs) if same else imgs
+    if "failed" in batch[0]:
+        out["failed"] = [f for item in batch for f in item["failed"]]
     return out
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -17,7 +17,9 @@ from torch.utils.data import Dataset
 from ..utils.errors import ConfigError, DataError
 from ..utils.registry import DATASET_REGISTRY
 from .image_io import decode_image, to_tensor
-from .meta_info import SPLIT_NAMES, Split, check_rows, read_meta_info, read_split_pickle, split_from_column
+from .failures import load_or_replace, sample_seed
+from .meta_info import Split, read_meta_info
+from .splits import select_rows
 from .transforms import RANDOM_KEYS, build_transform
 
 logger = logging.getLogger(__name__)
@@ -30,16 +32,21 @@ class GeneralNRDataset(Dataset):
     """Images with one MOS each, selected by phase from a split pickle or a split column.
 
     Items are dicts: ``img`` float32 (3, H, W) in [0, img_range], ``mos_label`` float32 (1,) (mapped to
-    [0, 1], higher = better, when ``mos_normalize``), ``img_path`` str.
+    [0, 1], higher = better, when ``mos_normalize``), ``img_path`` str; training items also carry
+    ``failed``: [(path, reason)] of unreadable images replaced by another entry.
+
+    Every listed image of the phase is checked on disk when the dataset is built (a stat, not a
+    decode), so a wrong folder fails before training. Training augmentation of item ``i`` in epoch
+    ``e`` is drawn from ``sample_seed(seed, e, i)`` (:meth:`reseed`): independent of the worker that
+    loads it, hence identical after a resume.
 
     Args:
         name: dataset name for logs.
         dataroot_target: folder the CSV's image names are relative to.
         meta_info_file: meta_info CSV (column 0 image name, column 1 MOS).
         phase: 'train', 'val' or 'test'; picks the split list.
-        split_file: split pickle ``{index: {'train': rows, 'val': rows, 'test': rows}}``.
-        split_index: which split of ``split_file`` (1..10 by convention).
-        split_column: alternative to ``split_file``: a CSV column holding train/val/test per row.
+        split_file, split_index, split_ratio, split_column, override_phase: which rows; pyiqa's rules,
+            see :mod:`pyiqa.data.splits`.
         mos_range: [lo, hi] of the MOS scale; required by ``mos_normalize``.
         lower_better: the MOS is a distortion score (e.g. DMOS); flipped when normalising.
         mos_normalize: map MOS to [0, 1] with ``mos_range`` (1 = best).
@@ -56,16 +63,16 @@ class GeneralNRDataset(Dataset):
     skip_rows = 0
 
     def __init__(self, name: str, dataroot_target: str, meta_info_file: str, phase: str = "train",
-                 split_file: Optional[str] = None, split_index: int = 1, split_column: Optional[str] = None,
-                 mos_range: Optional[Sequence[float]] = None, lower_better: bool = False,
-                 mos_normalize: bool = False, augment: Optional[Dict[str, Any]] = None,
-                 img_range: float = 1.0, dataset_enlarge_ratio: int = 1):
+                 split_file: Optional[str] = None, split_index: Optional[Union[int, str]] = None,
+                 split_ratio: Union[int, str] = "802", split_column: Optional[str] = None,
+                 override_phase: Optional[str] = None, mos_range: Optional[Sequence[float]] = None,
+                 lower_better: bool = False, mos_normalize: bool = False,
+                 augment: Optional[Dict[str, Any]] = None, img_range: float = 1.0,
+                 dataset_enlarge_ratio: int = 1):
         super().__init__()
         where = f"datasets.{phase}"
         if phase not in PHASES:
             raise ConfigError(f"Dataset '{name}': phase must be one of {list(PHASES)}, got {phase!r}")
-        if split_file is not None and split_column is not None:
-            raise ConfigError(f"'{where}': give split_file or split_column, not both")
         if not isinstance(dataset_enlarge_ratio, int) or dataset_enlarge_ratio < 1:
             raise ConfigError(f"'{where}.dataset_enlarge_ratio' must be an int >= 1, "
                               f"got {dataset_enlarge_ratio!r}")
@@ -78,6 +85,9 @@ class GeneralNRDataset(Dataset):
         self.lower_better, self.mos_normalize = bool(lower_better), bool(mos_normalize)
         self.img_range = float(img_range)
         self.dataset_enlarge_ratio = dataset_enlarge_ratio
+        if not self.dataroot.is_dir():
+            raise DataError(f"'{where}.dataroot_target' {self.dataroot} is not a folder "
+                            f"({'a file' if self.dataroot.exists() else 'it does not exist'})")
 
         table = read_meta_info(self.meta_info_file)
         if len(table) <= self.skip_rows:
@@ -85,8 +95,12 @@ class GeneralNRDataset(Dataset):
                             f"{type(self).__name__} drops the first {self.skip_rows}")
         # Dataset row r is CSV row r + skip_rows; split indices count dataset rows.
         self.table = table.iloc[self.skip_rows:].reset_index(drop=True)
-        self.split_source, rows = self._select_rows(split_file, split_index, split_column)
+        self.split_source, rows = select_rows(
+            self.table, self.meta_info_file, phase, where, split_file=split_file, split_index=split_index,
+            split_ratio=split_ratio, split_column=split_column, override_phase=override_phase,
+            official=self._default_split)
         self._validate_rows(rows)
+        self._check_images_exist(rows, where)
         self.rows: List[int] = rows * dataset_enlarge_ratio
         mos = self.table.iloc[rows, 1].to_numpy(dtype=np.float64)
         self.labels = {r: np.float32(v) for r, v in zip(rows, self._to_label(mos))}
@@ -96,45 +110,26 @@ class GeneralNRDataset(Dataset):
             logger.warning("%s: random augmentation %s in phase '%s' makes evaluation non-deterministic",
                            name, [k for k in augment if k in RANDOM_KEYS], phase)
         self.transform = build_transform(augment, f"{where}.augment")
+        self.seed, self.epoch = 0, 0
         logger.info(self.describe())
 
-    # --- split selection -------------------------------------------------------------------------
-    def _select_rows(self, split_file: Optional[str], split_index: int,
-                     split_column: Optional[str]) -> Tuple[str, List[int]]:
-        """Return (description of the split source, dataset rows for this phase)."""
-        num_rows = len(self.table)
-        if split_file is not None:
-            split = read_split_pickle(split_file, split_index)
-            source = f"split file '{split_file}', split {split_index}"
-        elif split_column is not None:
-            split = split_from_column(self.table, split_column, self.meta_info_file)
-            source = f"split column '{split_column}'"
-        else:
-            split = self._default_split()
-            if split is None:
-                logger.info("%s: no split_file/split_column given: phase '%s' uses all %d rows",
-                            self.name, self.phase, num_rows)
-                return "all rows", list(range(num_rows))
-            source = "official split"
-        for part in SPLIT_NAMES:
-            check_rows(split[part], num_rows, f"{source}, '{part}'")
-        part = self.phase
-        if part == "val" and not split["val"] and split["test"]:
-            logger.warning("%s: the %s has no 'val' rows: validation runs on the TEST split (release "
-                           "protocol), so the best-checkpoint score is not an unbiased test estimate",
-                           self.name, source)
-            part = "test"
-        if not split[part]:
-            raise DataError(f"{self.name}: {source} has no '{part}' rows "
-                            f"(sizes: { {k: len(v) for k, v in split.items()} })")
-        return f"{source}, '{part}'", list(split[part])
-
     def _default_split(self) -> Optional[Split]:
-        """Split used when no split_file/split_column is given; None means 'all rows'."""
+        """Split used when neither a split file nor a split index/column is given; None = all rows."""
         return None
 
     def _validate_rows(self, rows: List[int]) -> None:
         """Hook for subclasses to check the selected rows' extra columns at construction time."""
+
+    def _check_images_exist(self, rows: List[int], where: str) -> None:
+        missing = [str(self.table.iat[r, 0]) for r in dict.fromkeys(rows) if not self.image_path(r).is_file()]
+        if missing:
+            raise DataError(f"{where}: {len(missing)} of the {len(set(rows))} images that meta CSV "
+                            f"'{self.meta_info_file}' lists for this phase are missing under "
+                            f"'{self.dataroot}', e.g. {missing[:10]}; is dataroot_target right?")
+
+    def reseed(self, seed: int, epoch: int) -> None:
+        """Draw this epoch's augmentations from (seed, epoch, index); set before iterating the loader."""
+        self.seed, self.epoch = int(seed), int(epoch)
 
     # --- labels ----------------------------------------------------------------------------------
     def _to_label(self, mos: np.ndarray) -> np.ndarray:
@@ -165,22 +160,35 @@ class GeneralNRDataset(Dataset):
         return len(self.rows)
 
     def __getitem__(self, index: int) -> Dict[str, Any]:
-        row = self.rows[index]
-        path = self.image_path(row)
-        try:
-            img = decode_image(path)  # the stored pixels, no size bound
-        except DataError as exc:
-            csv_row = self.csv_row(row)
-            raise DataError(f"{self.name}: meta CSV '{self.meta_info_file}' row {csv_row} "
-                            f"(line {csv_row + 2}): {exc}") from exc
-        img_tensor = to_tensor(self.transform(img))
+        if self.phase == "train":  # an unreadable image is replaced and reported, never fatal here
+            (row, img), failed = load_or_replace(index, len(self.rows), self._decode,
+                                                 name=lambda i: str(self.image_path(self.rows[i])))
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(sample_seed(self.seed, self.epoch, index))
+                img = self.transform(img)
+        else:
+            (row, img), failed = self._decode(index), []
+            img = self.transform(img)
+        img_tensor = to_tensor(img)
         if self.img_range != 1.0:
             img_tensor = img_tensor * self.img_range
         item = {"img": img_tensor,
                 "mos_label": torch.tensor([self.labels[row]], dtype=torch.float32),
-                "img_path": str(path)}
+                "img_path": str(self.image_path(row))}
+        if self.phase == "train":
+            item["failed"] = failed
         item.update(self._extra_item(row))
         return item
+
+    def _decode(self, index: int) -> Tuple[int, Any]:
+        """(row, decoded RGB image) of item ``index``; DataError naming the CSV row and file."""
+        row = self.rows[index]
+        try:
+            return row, decode_image(self.image_path(row))  # the stored pixels, no size bound
+        except DataError as exc:
+            csv_row = self.csv_row(row)
+            raise DataError(f"{self.name}: meta CSV '{self.meta_info_file}' row {csv_row} "
+                            f"(line {csv_row + 2}): {exc}") from exc
 
     def _extra_item(self, row: int) -> Dict[str, Any]:
         """Hook for subclasses to add keys to an item."""

@@ -7,9 +7,15 @@ trained cards):
    ``--adapter``), used as is: a missing file is an error, never a fallback;
 2. each directory in ``$PYIQA_WEIGHTS_DIR`` (``os.pathsep``-separated);
 3. ``$TORCH_HOME/hub/pyiqa`` (``torch.hub.get_dir()/pyiqa``, pyiqa's usual cache).
+
+An adapter checkpoint written by the trainer stores the options of the model it trained
+(``{'params', 'arch': {'type', **UniQA.arch_options}, ...}``): the model is rebuilt from them
+(:func:`model_options`), the card filling only what the file lacks (the release's bare ``{'params'}``).
 """
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import logging
 import os
 import shutil
@@ -18,10 +24,10 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import torch
 
-from ..archs.uniqa_arch import (BACKBONE_DOWNLOAD_PAGES, BACKBONE_EMBED_DIM, NUM_LEVELS,
-                                ModelCard)
+from ..archs.uniqa_arch import (BACKBONE_DOWNLOAD_PAGES, BACKBONE_EMBED_DIM, NUM_LEVELS, VARIANTS,
+                                ModelCard, UniQA)
 from ..archs.clip_backbone import RANDOM_BACKBONES
-from ..utils.checkpoint import atomic_write
+from ..utils.checkpoint import atomic_write, load_checkpoint
 from ..utils.errors import CheckpointError
 
 logger = logging.getLogger(__name__)
@@ -31,6 +37,9 @@ ENV_VAR = "PYIQA_WEIGHTS_DIR"
 # Where options/ lives in a source checkout (the training configs named in the error messages).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADAPTER_KEYS = ("adapter.fc.0.weight", "adapter.fc.2.weight", "score_level")
+# UniQA options a checkpoint stores that are choices of the run using it, never taken from the file:
+# the backbone file is the one resolved now; the test crops are create_metric's arguments.
+RUNTIME_OPTIONS = ("backbone", "test_crop", "num_crops", "crop_seed")
 
 
 def weight_dirs() -> List[Path]:
@@ -122,26 +131,99 @@ def resolve_adapter(card: ModelCard, explicit: Optional[PathLike] = None) -> Opt
         "needs no adapter: create_metric('uniqa').")
 
 
-def read_adapter(path: PathLike, card: ModelCard,
-                 embed_dim: Optional[int] = None) -> Dict[str, torch.Tensor]:
-    """The adapter + score levels of a checkpoint, checked against ``card`` (keys, shapes, prompts).
+@dataclasses.dataclass(frozen=True)
+class AdapterCheckpoint:
+    """A checked adapter checkpoint.
+
+    Attributes:
+        path: the file.
+        params: adapter weights and score levels (``UniQA.load_trainable_state_dict`` keys).
+        arch: the model options it stores (``{'type', **UniQA.arch_options}``), ``{}`` for the
+            release's bare ``{'params': {...}}`` files.
+    """
+
+    path: Path
+    params: Dict[str, torch.Tensor]
+    arch: Dict[str, Any]
+
+
+def read_adapter_checkpoint(path: PathLike, card: ModelCard,
+                            embed_dim: Optional[int] = None) -> AdapterCheckpoint:
+    """Read and check the adapter checkpoint of ``card`` (keys, shapes, declared options).
 
     Accepts our training checkpoints (``{'params': ..., 'arch': ...}``), the release's
     ``{'params': {...}}`` and bare dicts. ``embed_dim``: the expected CLIP embedding width, if known.
 
     Raises:
-        CheckpointError: unreadable file, wrong keys or shapes, or trained with other prompts.
+        CheckpointError: unreadable or refused file, wrong keys or shapes, or trained as another kind
+            of model than the card declares (prompts, use_adapter).
     """
     path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or non-torch files
-        raise CheckpointError(f"Cannot read adapter checkpoint '{path}': {type(err).__name__}: "
-                              f"{str(err).splitlines()[0] if str(err) else ''}") from err
+    ckpt = load_checkpoint(path, "adapter checkpoint")
+    arch = _arch_of(ckpt, path)
+    _check_arch(arch, path, card)
     params = _params_of(ckpt, path)
-    _check_arch(ckpt, path, card)
     _check_shapes(params, path, embed_dim)
-    return params
+    return AdapterCheckpoint(path, params, arch)
+
+
+def model_options(card: ModelCard, checkpoint: Optional[AdapterCheckpoint] = None) -> Dict[str, Any]:
+    """The UniQA options that rebuild ``checkpoint``'s model: its stored options first, then the ones
+    its release class name implies, then the card's; the adapter's hidden width from its shapes.
+
+    Runtime options (RUNTIME_OPTIONS) are left out: the caller passes them. Without a checkpoint:
+    the card's options.
+
+    Raises:
+        CheckpointError: the stored options name an architecture other than UniQA, an option UniQA
+            does not take, or a hidden width the tensors contradict.
+    """
+    options = dict(card.options)
+    if checkpoint is None:
+        return options
+    arch = dict(checkpoint.arch)
+    arch_type = arch.pop("type", card.arch)
+    if arch_type != "UniQA" and _variant(arch_type) is None:
+        raise CheckpointError(f"Adapter checkpoint '{checkpoint.path}' was written for the architecture "
+                              f"'{arch_type}', not UniQA ({card.name} needs UniQA or one of "
+                              f"{sorted(VARIANTS)}).")
+    defaults = {k: p.default for k, p in inspect.signature(UniQA).parameters.items()}
+    known = set(defaults) - {"backbone_dtype", "clip_model"}
+    unknown = sorted(set(arch) - known)
+    if unknown:
+        raise CheckpointError(f"Adapter checkpoint '{checkpoint.path}' stores options {unknown} that this "
+                              f"version's UniQA does not take (valid: {sorted(known)}); it was written "
+                              "by another version of pyiqa-uniqa.")
+    options.update(_variant(arch_type) or {})
+    options.update({k: v for k, v in arch.items() if k not in RUNTIME_OPTIONS})
+    hidden = adapter_hidden_width(checkpoint.params)
+    stored = options.get("embedding_dim")
+    if stored is not None and int(stored) != hidden:
+        raise CheckpointError(f"Adapter checkpoint '{checkpoint.path}' stores embedding_dim={stored} but "
+                              f"its adapter weights are {hidden} wide; the file is inconsistent.")
+    options["embedding_dim"] = hidden
+    from_file = {k: v for k, v in options.items()
+                 if k in arch and v != card.options.get(k, defaults.get(k)) and k != "embedding_dim"}
+    if from_file:
+        logger.info("Adapter '%s' rebuilds its model with its stored options %s", checkpoint.path,
+                    from_file)
+    return options
+
+
+def _variant(arch_type: Any) -> Optional[Dict[str, Any]]:
+    """The preset options of a release class name (``VARIANTS``), None for any other value."""
+    return VARIANTS.get(arch_type) if isinstance(arch_type, str) else None
+
+
+def _arch_of(ckpt: Any, path: Path) -> Dict[str, Any]:
+    """The stored model options of a checkpoint; {} when it carries none (the release's files)."""
+    arch = ckpt.get("arch") if isinstance(ckpt, dict) else None
+    if arch is None:
+        return {}
+    if not isinstance(arch, dict):
+        raise CheckpointError(f"Adapter checkpoint '{path}': its 'arch' entry is a {type(arch).__name__}, "
+                              "expected the model options {'type': ..., 'prompts': ..., ...}.")
+    return dict(arch)
 
 
 def _params_of(ckpt: Any, path: Path) -> Dict[str, torch.Tensor]:
@@ -166,20 +248,25 @@ def _params_of(ckpt: Any, path: Path) -> Dict[str, torch.Tensor]:
     return params
 
 
-def _check_arch(ckpt: Any, path: Path, card: ModelCard) -> None:
-    """Our checkpoints record the prompts they were trained with: they must be the card's."""
-    arch = ckpt.get("arch") if isinstance(ckpt, dict) else None
-    if not isinstance(arch, dict):
-        return  # the release's files carry no options: shapes are all we can check
-    prompts = arch.get("prompts")
-    if prompts is not None and list(prompts) != list(card.options["prompts"]):
+def _check_arch(arch: Dict[str, Any], path: Path, card: ModelCard) -> None:
+    """A checkpoint's stored prompts and use_adapter (given, or implied by a release class name) must
+    be the card's: otherwise it is another kind of model, whatever its shapes say."""
+    stored = {**(_variant(arch.get("type")) or {}), **arch}
+    prompts = stored.get("prompts")
+    if prompts is not None:
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        if prompts != list(card.options["prompts"]):
+            raise CheckpointError(
+                f"Adapter '{path}' was trained with prompts {prompts}, but '{card.name}' scores with "
+                f"{list(card.options['prompts'])}; train with the card's prompts (config "
+                f"{card.train_config}) or pass both files explicitly to a matching card.")
+    use_adapter = stored.get("use_adapter")
+    if use_adapter is not None and bool(use_adapter) != bool(card.options["use_adapter"]):
         raise CheckpointError(
-            f"Adapter '{path}' was trained with prompts {list(prompts)}, but '{card.name}' scores with "
-            f"{card.options['prompts']}; train with the card's prompts (config "
-            f"{card.train_config}) or pass both files explicitly to a matching card.")
-    if arch.get("use_adapter") is False:
-        raise CheckpointError(f"'{path}' comes from a zero-shot model (use_adapter: false): it holds no "
-                              "trained adapter.")
+            f"'{path}' was written by a model with use_adapter={use_adapter}, but '{card.name}' declares "
+            f"use_adapter={card.options['use_adapter']}"
+            + (": it holds no trained adapter (it comes from a zero-shot model)." if not use_adapter
+               else "."))
 
 
 def _check_shapes(params: Dict[str, torch.Tensor], path: Path, embed_dim: Optional[int]) -> None:
@@ -210,7 +297,8 @@ def install_weights(card: ModelCard, checkpoint: PathLike,
     card's file name (so ``create_metric(card.name)`` finds it).
 
     Raises:
-        CheckpointError: the card is zero-shot, or the checkpoint does not fit its adapter.
+        CheckpointError: the card is zero-shot, or the checkpoint does not fit its adapter (keys,
+            shapes, or stored options the card or UniQA contradicts).
     """
     if card.adapter_file is None:
         raise CheckpointError(f"'{card.name}' is zero-shot: it has no trained weights to install. Put "
@@ -218,7 +306,8 @@ def install_weights(card: ModelCard, checkpoint: PathLike,
     src = Path(checkpoint).expanduser()
     if not src.is_file():
         raise CheckpointError(f"Checkpoint '{src}' does not exist.")
-    read_adapter(src, card, embed_dim=BACKBONE_EMBED_DIM)
+    # the same checks create_metric makes, so an installed file is one it can build
+    model_options(card, read_adapter_checkpoint(src, card, embed_dim=BACKBONE_EMBED_DIM))
     target_dir = Path(weights_dir).expanduser() if weights_dir else _first_writable(weight_dirs())
     target = target_dir / card.adapter_file
     _atomic_copy(src, target)

@@ -156,3 +156,45 @@ def test_torchscript_archive(tmp_path):
     torch.jit.save(torch.jit.trace_module(model, {"encode_image": torch.rand(1, 3, 224, 224)}), path)
     loaded = build_clip(path)
     assert all(torch.equal(p, q) for p, q in zip(model.parameters(), loaded.parameters()))
+
+
+@pytest.mark.parametrize("pass_bytes", [32 * 2 ** 20, 40_000])
+@pytest.mark.parametrize("size", [224, 256])
+def test_adopted_weights_equal_the_classic_load(tiny_path, monkeypatch, pass_bytes, size):
+    """The frozen-backbone loader (mapped file, converted pass by pass, token table kept as stored)
+    builds the same network as random init + load_state_dict; 40 kB passes force many re-mappings."""
+    import open_clip
+
+    from pyiqa.archs import clip_backbone
+    monkeypatch.setattr(clip_backbone, "PASS_BYTES", pass_bytes)
+    classic = build_clip(tiny_path, image_size=size)
+    adopted = build_clip(tiny_path, image_size=size, visual_dtype=torch.float32)
+    assert adopted.token_embedding.weight.dtype == torch.float16  # the file's dtype: rows read on use
+    tensors = dict(classic.named_parameters())
+    for name, value in adopted.named_parameters():
+        assert torch.equal(value.float(), tensors[name]), name
+    tokens = open_clip.tokenize(["bad image", "perfect image"])
+    image = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(adopted.encode_text(tokens), classic.encode_text(tokens))
+        assert torch.equal(adopted.encode_image(image), classic.encode_image(image))
+    bf16 = build_clip(tiny_path, image_size=size, visual_dtype=torch.bfloat16)
+    assert bf16.visual.conv1.weight.dtype == torch.bfloat16
+    assert bf16.transformer.resblocks[0].mlp.c_fc.weight.dtype == torch.float32
+
+
+def test_adopted_weights_do_not_depend_on_the_file(tmp_path):
+    """Only the token table stays file-backed: the other weights are copies, so rewriting the file in
+    place (same inode and size, other values) after loading changes none of them."""
+    # stored in the dtype it is used in: converting would not copy by itself
+    path = save_random_backbone(tmp_path / "a" / "b.pt", "tiny", dtype=torch.float32, seed=4)
+    model = build_clip(path, visual_dtype=torch.float32)
+    before = {k: v.clone() for k, v in model.named_parameters() if k != "token_embedding.weight"}
+    other = save_random_backbone(tmp_path / "b.pt", "tiny", dtype=torch.float32,
+                                 seed=5).read_bytes()  # same archive name, so same size
+    assert len(other) == path.stat().st_size
+    with open(path, "r+b") as f:  # in place: a mapped page would now read the new bytes
+        f.write(other)
+    for name, value in model.named_parameters():
+        if name in before:
+            assert torch.equal(value, before[name]), name

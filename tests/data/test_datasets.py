@@ -1,6 +1,7 @@
 """GeneralNR/LIVEChallenge/AVA datasets, meta CSV + split handling, and the loader helpers."""
 import logging
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -55,7 +56,7 @@ def test_item_keys_types_and_split_pickle(nr):
     ds = build_dataset({**opt, "split_file": str(pkl), "split_index": 1}, "train", "datasets.train")
     assert isinstance(ds, GeneralNRDataset) and len(ds) == 6
     item = ds[0]
-    assert set(item) == {"img", "mos_label", "img_path"}
+    assert set(item) == {"img", "mos_label", "img_path", "failed"} and item["failed"] == []
     assert item["img"].shape == (3, 16, 24) and item["img"].dtype == torch.float32
     assert 0.0 <= item["img"].min() and item["img"].max() <= 1.0
     assert item["mos_label"].shape == (1,) and item["mos_label"].dtype == torch.float32
@@ -199,10 +200,71 @@ def test_split_errors(nr, tmp_path):
 
 def test_image_error_names_file_and_row(nr):
     root, opt, _ = nr
-    (root / "imgs" / "img03.jpg").unlink()
     ds = build_dataset(opt, "test", "d")
-    with pytest.raises(DataError, match=r"meta\.csv' row 3 \(line 5\).*img03\.jpg.*does not exist"):
+    (root / "imgs" / "img03.jpg").write_bytes(b"")  # unreadable after the start-up check
+    with pytest.raises(DataError, match=r"meta\.csv' row 3 \(line 5\).*img03\.jpg"):
         ds[3]
+
+
+def test_missing_images_and_folder_fail_at_construction_with_names(nr):
+    root, opt, _ = nr
+    for k in (3, 4):
+        (root / "imgs" / f"img0{k}.jpg").unlink()
+    with pytest.raises(DataError, match=r"2 of the 10 images .* missing .*img03\.jpg.*img04\.jpg"):
+        build_dataset(opt, "test", "datasets.test")
+    with pytest.raises(DataError, match=r"dataroot_target.*nowhere.*does not exist"):
+        build_dataset({**opt, "dataroot_target": str(root / "nowhere")}, "test", "datasets.test")
+
+
+def test_unreadable_training_image_is_replaced_and_reported(nr):
+    root, opt, pkl = nr
+    ds = build_dataset({**opt, "split_file": str(pkl)}, "train", "datasets.train")
+    broken = Path(ds[2]["img_path"])
+    broken.write_bytes(b"not an image")
+    item = ds[2]
+    assert item["img_path"] != str(broken) and item["failed"][0][0] == str(broken)
+    assert "not a recognised image" in item["failed"][0][1]
+    assert ds[2]["img_path"] == item["img_path"]  # the stand-in is deterministic
+
+
+def test_augmentation_depends_only_on_seed_epoch_and_index(nr):
+    _, opt, _ = nr
+    ds = build_dataset({**opt, "augment": {"random_crop": 8, "hflip": True}}, "train", "d")
+    ds.reseed(5, 0)
+    first = ds[4]["img"]
+    torch.manual_seed(123)  # the global RNG (a worker's) plays no part
+    assert torch.equal(ds[4]["img"], first)
+    ds.reseed(5, 1)
+    assert not torch.equal(ds[4]["img"], first)
+
+
+def test_split_index_uses_pyiqas_split_columns(nr):
+    root, opt, pkl = nr
+    names = [f"imgs/img{i:02d}.jpg" for i in range(10)]
+    csv = write_csv(root / "cols.csv", ["image_name", "mos", "ratio802_seed123_split_01", "ratio712_seed123_split_02"],
+                    [(n, 10.0 * (i + 1), "train" if i < 8 else "test", "val" if i < 3 else "test")
+                     for i, n in enumerate(names)])
+    base = {**opt, "meta_info_file": str(csv)}
+    assert len(build_dataset({**base, "split_index": 1}, "train", "d")) == 8
+    assert len(build_dataset({**base, "split_index": 1}, "test", "d")) == 2
+    assert len(build_dataset({**base, "split_index": 2, "split_ratio": 712}, "val", "d")) == 3
+    assert len(build_dataset({**base, "split_index": "ratio712_seed123_split_02"}, "test", "d")) == 7
+    with pytest.raises(DataError, match=r"no split column 'ratio802_seed123_split_03'.*ratio802_seed123_split_01"):
+        build_dataset({**base, "split_index": 3}, "train", "d")
+    assert len(build_dataset(base, "train", "d")) == 10  # no split given: every row, e.g. a whole test set
+
+
+def test_override_phase_evaluates_the_val_part_of_a_train_val_split_file(nr):
+    root, opt, _ = nr
+    pkl = root / "trainval.pkl"
+    pkl.write_bytes(pickle.dumps({1: {"train": [0, 1, 2, 3, 4, 5, 6, 7], "val": [8, 9]}}))
+    base = {**opt, "split_file": str(pkl)}
+    with pytest.raises(DataError, match="no 'test' rows.*override_phase: val"):
+        build_dataset(base, "test", "datasets.test")
+    ds = build_dataset({**base, "override_phase": "val"}, "test", "datasets.test")
+    assert len(ds) == 2 and "'val'" in ds.split_source
+    with pytest.raises(ConfigError, match="override_phase"):
+        build_dataset({**base, "override_phase": "dev"}, "test", "datasets.test")
 
 
 # --- collate / loaders ----------------------------------------------------------------------------
@@ -247,7 +309,8 @@ def test_dataset_class_gets_no_loader_options(nr):
     """Loader keys configure the DataLoader; the dataset constructor never sees them."""
     from pyiqa.data.builder import LOADER_KEYS, split_options
     _, opt, _ = nr
-    full = {**opt, "batch_size_per_gpu": 4, "num_worker_per_gpu": 0, "use_shuffle": False}
+    full = {**opt, "batch_size_per_gpu": 4, "num_worker_per_gpu": 0, "use_shuffle": False,
+            "max_failed_fraction": 0.1}
     dataset_opt, loader_opt = split_options(full)
     assert set(loader_opt) == set(LOADER_KEYS) and not set(dataset_opt) & set(LOADER_KEYS)
     ds = build_dataset(full, "train", "d")

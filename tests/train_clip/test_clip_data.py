@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from pyiqa.utils.errors import ConfigError, DataError
-from train_clip.data import (CaptionDataset, FailureTracker, build_samples, clip_transform, drop_missing,
+from pyiqa.data.failures import FailureTracker
+from train_clip.data import (CaptionDataset, build_samples, clip_transform, drop_missing,
                              read_csv_source, read_json_source)
 from train_clip.demo_captions import captions_for, level_word, write_demo_captions
 
