@@ -13,13 +13,16 @@ import math
 import time
 from typing import Any, Dict, List, Optional
 
+import torch
+
 from .data import build_dataloader, build_dataset
+from .data.failures import FailureTracker
 from .engine.run import Run, parse_run_args, run_main
-from .metrics import lower_is_better
+from .metrics import DEFAULT_METRICS, lower_is_better
 from .models import GeneralIQAModel
 from .utils import dist
 from .utils.entry import run_cli
-from .utils.errors import ConfigError
+from .utils.errors import ConfigError, TrainingError
 from .utils.options import dataset_phase, parse_options
 
 logger = logging.getLogger("pyiqa.train")
@@ -50,11 +53,17 @@ class Trainer:
             where = f"datasets.{key}"
             ds = build_dataset(d_opt, phase, where=where)  # logs its own description
             if phase == "train":
+                self.train_set = ds
                 self.train_loader = build_dataloader(ds, d_opt, "train", seed=run.seed, rank=run.rank,
                                                      world_size=run.world_size, where=where, device=run.device)
+                self.failures = FailureTracker(len(ds), float(d_opt.get("max_failed_fraction", 0.01)),
+                                               report=run.paths.exp_dir / "failed_images.txt")
             else:
                 self.eval_sets.append((key, phase, ds, build_dataloader(ds, d_opt, phase, where=where,
                                                                         device=run.device)))
+        if not any(phase == "val" for _, phase, _, _ in self.eval_sets):
+            logger.warning("No datasets.val* section: training without validation (no net_best.pth; "
+                           "net_latest.pth and the test sets are written as usual)")
         self.iters_per_epoch = len(self.train_loader)
         tr = opt["train"]
         self.epoch_based = tr.get("total_epoch") is not None
@@ -85,23 +94,22 @@ class Trainer:
         val_freq = int(val_opt.get("val_freq", self.iters_per_epoch))
         logger.info("Start training from epoch %d, iteration %d", run.epoch, run.step)
         tic = time.time()
-        generator = self.train_loader.generator
         for batch in run.batches(
                 self.train_loader, self.total_iter, self.iters_per_epoch,
-                # worker augmentation seeds depend only on (seed, rank, epoch): a resumed epoch reuses them
-                on_epoch_start=lambda e: generator.manual_seed(run.seed + run.rank + 100_003 * e),
+                # each sample's augmentation is drawn from (seed, epoch, index): a resumed epoch redraws it
+                on_epoch_start=lambda e: self.train_set.reseed(run.seed, e),
                 on_epoch_end=lambda e: self.model.scheduler.step() if self.epoch_based else None):
             it = run.step
-            losses = self.model.train_step(batch, it, step_scheduler=not self.epoch_based)
+            losses = self._train_step(batch, it)
             if it % print_freq == 0 or it == 1:
                 self._log_train(losses, (time.time() - tic) / max(it, 1))
-            if it % val_freq == 0:
+            if self.has_val and it % val_freq == 0:
                 self.validate()
             if it % latest_freq == 0:
                 self.save()
             if ckpt_freq and it % int(float(ckpt_freq)) == 0:
                 self.save_network(f"net_{it}.pth")
-        if run.step % val_freq != 0:
+        if self.has_val and run.step % val_freq != 0:
             self.validate()
         self.save()
         results = self.test()
@@ -109,7 +117,30 @@ class Trainer:
         run.close()
         return results
 
+    @property
+    def has_val(self) -> bool:
+        return any(phase == "val" for _, phase, _, _ in self.eval_sets)
+
+    def _train_step(self, batch: Dict[str, Any], it: int) -> Dict[str, float]:
+        """One optimisation step; unreadable images of the batch are counted (and were replaced)."""
+        self.failures.record(batch.get("failed", []))
+        if self.world_size == 1:
+            self.failures.check()
+        try:
+            return self.model.train_step(batch, it, step_scheduler=not self.epoch_based)
+        except FloatingPointError as err:
+            good = next(iter(self.runtime.paths.state_files()), None)
+            raise TrainingError(
+                f"The loss is not finite at iteration {it} (epoch {self.runtime.epoch}, learning rate "
+                f"{self.model.optimizer.param_groups[0]['lr']:.3e}): {err}. Lower train.optim.lr or check the MOS values; the last "
+                f"good training state is {good or 'none (none saved yet)'}") from err
+
     def _log_train(self, losses: Dict[str, float], sec_per_iter: float) -> None:
+        self.failures.sync(self.world_size)
+        if self.world_size > 1:  # the loss of the global batch: the mean over the ranks
+            values = torch.tensor(list(losses.values()), dtype=torch.float64, device=self.device)
+            torch.distributed.all_reduce(values)
+            losses = dict(zip(losses, (values / self.world_size).tolist()))
         lr, run = self.model.current_lr(), self.runtime
         msg = "  ".join(f"{k}: {v:.4e}" for k, v in losses.items())
         logger.info("[epoch %3d, iter %7d/%d, lr %.3e] %s  (%.2f s/iter)", run.epoch, run.step,
@@ -155,7 +186,8 @@ class Trainer:
             for name, phase, ds, loader in self.eval_sets:
                 if phase != "test":
                     continue
-                metrics, _ = self.model.evaluate(loader, val_opt["metrics"], desc=f"test {name}",
+                metrics, _ = self.model.evaluate(loader, val_opt.get("metrics") or DEFAULT_METRICS,
+                                                 desc=f"test {name}",
                                                  pbar=val_opt.get("pbar", False))
                 results[name] = metrics
                 self.writer.add_scalars(metrics, self.runtime.step, prefix=f"test/{name}/")

@@ -1,7 +1,16 @@
-"""AVA aesthetics: MOS = mean vote (1-10) plus the ten-bin vote histogram.
+"""AVA aesthetics: MOS = mean vote (1-10) plus the ten-bin vote histogram, with pyiqa's conventions.
 
-Meta CSV columns: image name, MOS, ten vote counts (votes for score 1..10), ``official_split``
-(0 train, 1 val, 2 test; used when neither split_file nor split_column is given).
+Meta CSV columns (pyiqa's ``meta_info_AVADataset.csv`` layout): image name, MOS, ten vote counts (votes
+for score 1..10), then optional columns such as ``official_split`` (0 train, 1 val, 2 test; used when
+no split_file / split_index is given).
+
+As in pyiqa:
+
+* the label is MOS / 10 (``mos_range: [0, 10]``, ``mos_normalize: true`` are the defaults here), and
+  items carry ``mos_dist``, the vote histogram normalised to sum 1;
+* with a ``split_file``, the validation set is the last ``val_num`` (default 2,000) images of the
+  split's ``val`` list and the rest of that list joins ``train`` (the split files hold the ~20k standard
+  test images as ``test`` and a large ``val`` list).
 """
 from __future__ import annotations
 
@@ -11,8 +20,8 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from ..utils.errors import DataError
-from ..utils.registry import DATASET_REGISTRY
+from ..utils.errors import ConfigError, DataError
+from ..utils.registry import DATASET_REGISTRY, check_kwargs
 from .general_nr_dataset import GeneralNRDataset
 from .meta_info import Split, numeric_columns
 
@@ -25,11 +34,30 @@ OFFICIAL_SPLIT_CODES = {0: "train", 1: "val", 2: "test"}
 
 @DATASET_REGISTRY.register()
 class AVADataset(GeneralNRDataset):
-    """AVA items add ``vote_dist``: float32 (10,), the vote histogram normalised to sum 1.
+    """AVA items add ``mos_dist``: float32 (10,), the vote histogram normalised to sum 1.
 
     Rows whose ten vote counts are all zero have no distribution and raise DataError (naming the row)
     when they are selected for the phase.
+
+    Args:
+        val_num: with a split_file, the size of the validation list (see the module docstring).
+        Other options as GeneralNRDataset, with ``mos_range`` [0, 10] and ``mos_normalize`` on by default.
     """
+
+    def __init__(self, *args: Any, val_num: int = 2000, mos_range: Optional[List[float]] = (0, 10),
+                 mos_normalize: bool = True, **kwargs: Any):
+        if not isinstance(val_num, int) or isinstance(val_num, bool) or val_num < 0:
+            raise ConfigError(f"'datasets.{kwargs.get('phase', 'train')}.val_num' must be an integer >= 0, "
+                              f"got {val_num!r}")
+        check_kwargs(GeneralNRDataset.__init__, kwargs, f"datasets.{kwargs.get('phase', 'train')}",
+                     also=("val_num",))
+        self.val_num = val_num
+        super().__init__(*args, mos_range=mos_range, mos_normalize=mos_normalize, **kwargs)
+
+    def _adjust_split_file(self, split: Split) -> Split:
+        val = list(split["val"])
+        keep = val[len(val) - self.val_num:] if self.val_num else []
+        return {**split, "train": list(split["train"]) + val[:len(val) - len(keep)], "val": keep}
 
     def _vote_columns(self) -> List[str]:
         columns = list(self.table.columns)
@@ -70,4 +98,4 @@ class AVADataset(GeneralNRDataset):
         self.vote_dist = (votes / np.maximum(totals, 1)[:, None]).astype(np.float32)
 
     def _extra_item(self, row: int) -> Dict[str, Any]:
-        return {"vote_dist": torch.from_numpy(self.vote_dist[row].copy())}
+        return {"mos_dist": torch.from_numpy(self.vote_dist[row].copy())}

@@ -98,7 +98,7 @@ class GeneralNRDataset(Dataset):
         self.split_source, rows = select_rows(
             self.table, self.meta_info_file, phase, where, split_file=split_file, split_index=split_index,
             split_ratio=split_ratio, split_column=split_column, override_phase=override_phase,
-            official=self._default_split)
+            official=self._default_split, adjust_split_file=self._adjust_split_file)
         self._validate_rows(rows)
         self._check_images_exist(rows, where)
         self.rows: List[int] = rows * dataset_enlarge_ratio
@@ -116,6 +116,10 @@ class GeneralNRDataset(Dataset):
     def _default_split(self) -> Optional[Split]:
         """Split used when neither a split file nor a split index/column is given; None = all rows."""
         return None
+
+    def _adjust_split_file(self, split: Split) -> Split:
+        """Hook for subclasses whose split files follow their own convention (AVA's validation list)."""
+        return split
 
     def _validate_rows(self, rows: List[int]) -> None:
         """Hook for subclasses to check the selected rows' extra columns at construction time."""

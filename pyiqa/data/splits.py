@@ -36,9 +36,12 @@ def split_column_name(split_index: Union[int, str], split_ratio: Any = "802") ->
 
 def select_rows(table: pd.DataFrame, csv_path: Any, phase: str, where: str, *, split_file: Optional[str],
                 split_index: SplitIndex, split_ratio: Any, split_column: Optional[str],
-                override_phase: Optional[str],
-                official: Callable[[], Optional[Split]]) -> Tuple[str, List[int]]:
-    """(description of the split source, rows for the phase); see the module docstring."""
+                override_phase: Optional[str], official: Callable[[], Optional[Split]],
+                adjust_split_file: Optional[Callable[[Split], Split]] = None) -> Tuple[str, List[int]]:
+    """(description of the split source, rows for the phase); see the module docstring.
+
+    ``adjust_split_file``: a dataset's own rule applied to a split file's lists (AVA's validation list).
+    """
     if override_phase is not None and override_phase not in SPLIT_NAMES:
         raise ConfigError(f"'{where}.override_phase' must be one of {list(SPLIT_NAMES)}, got {override_phase!r}")
     if split_index is not None and (isinstance(split_index, bool) or not isinstance(split_index, (int, str))):
@@ -50,6 +53,8 @@ def select_rows(table: pd.DataFrame, csv_path: Any, phase: str, where: str, *, s
     if split_file is not None:
         index = 1 if split_index is None else split_index
         split, source = read_split_pickle(split_file, index), f"split file '{split_file}', split {index}"
+        if adjust_split_file is not None:
+            split = adjust_split_file(split)
     elif split_column is not None or split_index is not None:
         column = split_column if split_column is not None else split_column_name(split_index, split_ratio)
         if column not in table.columns:

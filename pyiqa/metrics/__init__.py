@@ -11,8 +11,12 @@ from ..utils.errors import ConfigError
 from ..utils.registry import METRIC_REGISTRY, check_kwargs
 from .correlation import calculate_krcc, calculate_plcc, calculate_rmse, calculate_srcc
 
-__all__ = ["calculate_metric", "calculate_krcc", "calculate_plcc", "calculate_rmse",
+__all__ = ["DEFAULT_METRICS", "calculate_metric", "calculate_krcc", "calculate_plcc", "calculate_rmse",
            "calculate_srcc", "lower_is_better"]
+
+# What test sets report when a config names no metrics (``val.metrics`` absent).
+DEFAULT_METRICS = {"srcc": {"type": "calculate_srcc"}, "plcc": {"type": "calculate_plcc"},
+                   "krcc": {"type": "calculate_krcc"}, "rmse": {"type": "calculate_rmse"}}
 
 # Supplied by the evaluation loop, so a config that sets them is a mistake, not an option.
 _DATA_ARGS = ("pred", "target")

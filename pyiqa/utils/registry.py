@@ -22,12 +22,16 @@ def closest(name: str, candidates: Iterable[str]) -> str:
     return f" Did you mean '{match[0]}'?" if match else ""
 
 
-def check_kwargs(fn: Callable, kwargs: Dict[str, Any], where: str) -> None:
-    """Raise ConfigError naming ``where.key`` for every key ``fn`` does not accept."""
+def check_kwargs(fn: Callable, kwargs: Dict[str, Any], where: str, also: Iterable[str] = ()) -> None:
+    """Raise ConfigError naming ``where.key`` for every key ``fn`` does not accept.
+
+    ``also``: keys a wrapper takes itself before passing the rest to ``fn`` (named as valid too).
+    """
     params = inspect.signature(fn).parameters
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
-    valid = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    valid = [n for n, p in params.items()
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"] + list(also)
     for key in kwargs:
         if key not in valid:
             raise ConfigError(

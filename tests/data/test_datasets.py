@@ -146,12 +146,24 @@ def test_ava_vote_dist_and_official_split(tmp_path):
     train = build_dataset(opt, "train", "d")
     assert isinstance(train, AVADataset) and len(train) == 2
     item = train[0]
-    assert item["vote_dist"].shape == (10,) and item["vote_dist"].dtype == torch.float32
-    assert float(item["vote_dist"].sum()) == pytest.approx(1.0)
-    assert item["vote_dist"][5].item() == pytest.approx(0.4)
+    assert item["mos_dist"].shape == (10,) and item["mos_dist"].dtype == torch.float32
+    assert float(item["mos_dist"].sum()) == pytest.approx(1.0)
+    assert item["mos_dist"][5].item() == pytest.approx(0.4)
+    assert item["mos_label"].item() == pytest.approx(0.5)  # as pyiqa: MOS / 10 (mean vote 5.0)
     assert len(build_dataset(opt, "val", "d")) == 1 and len(build_dataset(opt, "test", "d")) == 1
     batch = collate_images([train[0], train[1]])
-    assert batch["vote_dist"].shape == (2, 10)
+    assert batch["mos_dist"].shape == (2, 10)
+    with pytest.raises(ConfigError, match=r"datasets\.train\.val_nun.*val_num"):
+        build_dataset({**opt, "val_nun": 3}, "train", "datasets.train")
+
+
+def test_ava_split_file_keeps_the_last_val_num_images_for_validation(tmp_path):
+    opt = write_ava(tmp_path, [[1] * 10] * 8, [0] * 8)
+    pkl = tmp_path / "ava_split.pkl"
+    pkl.write_bytes(pickle.dumps({1: {"train": [0, 1], "val": [2, 3, 4, 5], "test": [6, 7]}}))
+    opt = {**opt, "split_file": str(pkl), "val_num": 1}
+    rows = {phase: build_dataset(opt, phase, "d").rows for phase in ("train", "val", "test")}
+    assert rows == {"train": [0, 1, 2, 3, 4], "val": [5], "test": [6, 7]}
 
 
 def test_ava_zero_votes_and_bad_official_split(tmp_path):

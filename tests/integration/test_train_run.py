@@ -85,7 +85,7 @@ def test_test_script_writes_csv_and_plot(trained, demo_data, tiny_backbone):
     proc = run_script([str(REPO / "test.py"), "-opt", str(yml), "--root", str(root)], cwd=root)
     out = root / "results" / "tiny_test"
     rows = list(csv.DictReader(open(out / "predictions_demo.csv")))
-    assert len(rows) == 26 and set(rows[0]) == {"image", "mos", "prediction"}
+    assert len(rows) == 26 and list(rows[0]) == ["image", "mos", "mos_normalized", "prediction"]
     assert (out / "scatter_demo.png").stat().st_size > 1000
     for metric in ("SRCC", "PLCC", "KRCC", "RMSE"):
         assert f"{metric}: " in proc.stdout
@@ -96,8 +96,10 @@ def test_test_script_writes_csv_and_plot(trained, demo_data, tiny_backbone):
     net.load_trainable_state_dict(load(exp / "models" / "net_latest.pth")["params"])
     ds = build_dataset(test_opt["datasets"]["test"], "test", "datasets.test")
     item = ds[3]
-    assert rows[3]["image"] == item["img_path"]
-    assert float(rows[3]["mos"]) == pytest.approx(item["mos_label"].item(), abs=1e-5)
+    assert rows[3]["image"] == ds.table.iat[ds.rows[3], 0]  # the name as in the meta CSV
+    assert item["img_path"].endswith(rows[3]["image"])
+    assert float(rows[3]["mos_normalized"]) == pytest.approx(item["mos_label"].item(), abs=1e-5)
+    assert float(rows[3]["mos"]) == pytest.approx(100 * item["mos_label"].item(), abs=1e-3)
     with torch.no_grad():
         assert float(rows[3]["prediction"]) == pytest.approx(net(item["img"][None]).item(), abs=1e-5)
 
@@ -202,3 +204,17 @@ def test_torchrun_two_processes_gloo(tmp_path, demo_data, tiny_backbone):
     ckpt = load(exp / "models" / "net_latest.pth")
     init = torch.tensor([0.2, 0.4, 0.6, 0.8, 1.0])
     assert not torch.allclose(ckpt["params"]["score_level"], init)  # it trained
+    # the logged loss is the global batch's: the first step of 2 ranks x 4 images sees the same 8 samples
+    # (same crops: drawn per sample) as one process with a batch of 8, from the same initial weights
+    opt = train_options("single", demo_data, tiny_backbone, train__total_iter=1, val__val_freq=3)
+    opt["datasets"]["train"]["batch_size_per_gpu"] = 8
+    run_script([str(REPO / "train.py"), "-opt", str(write_yaml(tmp_path / "one.yml", opt)), "--root",
+                str(tmp_path)], cwd=tmp_path)
+
+    def first_loss(name):
+        acc = EventAccumulator(str(tmp_path / "experiments" / name / "tb_logger"))
+        acc.Reload()
+        return acc.Scalars("losses/l_mos")[0]
+
+    ddp, single = first_loss("ddp"), first_loss("single")
+    assert ddp.step == single.step == 1 and ddp.value == pytest.approx(single.value, rel=1e-5)
