@@ -2,8 +2,10 @@
 
 Purpose: run the whole train/evaluate pipeline (tests, tutorials, smoke checks on a new machine)
 without fetching a benchmark. 10 contents x (1 pristine + 4 distortions x 3 levels) = 130 PNGs of
-384x288, with MOS set from the distortion level, and 10 content-disjoint 80/20 splits in both pyiqa
-forms (split columns in the meta CSV and a split pickle). Output is deterministic (seeded noise).
+384x288, with MOS set from the distortion level, and 10 content-disjoint splits in pyiqa's forms:
+80/20 train/test as split columns ``ratio802_seed123_split_NN`` and as the split pickle, and an honest
+70/10/20 train/val/test variant (one more content held out for validation) as split columns
+``ratio712_seed123_split_NN``. Output is deterministic (seeded noise).
 
 Usage: ``python -m pyiqa.data.demo_dataset --root datasets/demo``
 """
@@ -26,7 +28,7 @@ from PIL import Image, ImageEnhance, ImageFilter
 
 logger = logging.getLogger(__name__)
 
-BUILD_VERSION = 1  # bump when the output changes, so existing builds are redone
+BUILD_VERSION = 2  # bump when the output changes, so existing builds are redone
 SIZE = (384, 288)  # (W, H), 4:3 like KonIQ
 SEED = 123
 NUM_SPLITS = 10
@@ -110,6 +112,12 @@ def _content_splits() -> List[List[str]]:
     return [list(pairs[i]) for i in picks]
 
 
+def _val_contents() -> List[str]:
+    """For each split, one content that is not a test content, held out for validation (70/10/20)."""
+    rng = np.random.default_rng(SEED + 1)
+    return [str(rng.choice([c for c in CONTENTS if c not in test])) for test in _content_splits()]
+
+
 def _paths(root: Path) -> Dict[str, Path]:
     return {"root": root, "image_dir": root / "images", "meta_info_file": root / "meta_info_demo.csv",
             "split_file": root / "demo_split.pkl"}
@@ -142,7 +150,8 @@ def build_demo_dataset(root: Union[str, Path], force: bool = False,
     root = Path(root)
     paths = _paths(root)
     result: Dict[str, object] = {**paths, "num_images": len(CONTENTS) * (1 + len(DISTORTIONS) * len(LEVELS)),
-                                 "num_splits": NUM_SPLITS, "split_column_prefix": "ratio82_seed123_split_"}
+                                 "num_splits": NUM_SPLITS, "split_column_prefix": "ratio802_seed123_split_",
+                                 "val_split_column_prefix": "ratio712_seed123_split_"}
     if not force and _is_complete(root):
         logger.info("Demo dataset already complete at %s", root)
         return {**result, "built": False}
@@ -171,9 +180,11 @@ def build_demo_dataset(root: Union[str, Path], force: bool = False,
 
     table = pd.DataFrame.from_records(records)
     splits = {}
-    for index, test_contents in enumerate(_content_splits(), start=1):
+    for index, (test_contents, val_content) in enumerate(zip(_content_splits(), _val_contents()), start=1):
         is_test = table["content"].isin(test_contents)
         table[f"{result['split_column_prefix']}{index:02d}"] = np.where(is_test, "test", "train")
+        part = np.where(is_test, "test", np.where(table["content"] == val_content, "val", "train"))
+        table[f"{result['val_split_column_prefix']}{index:02d}"] = part
         splits[index] = {"train": table.index[~is_test].tolist(), "val": [],
                          "test": table.index[is_test].tolist()}
     table.to_csv(paths["meta_info_file"], index=False)

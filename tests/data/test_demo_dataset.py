@@ -20,8 +20,8 @@ def test_layout_and_meta(demo):
     assert demo["built"] and demo["num_images"] == 130
     meta = pd.read_csv(demo["meta_info_file"])
     assert list(meta.columns[:5]) == ["image_name", "mos", "content", "distortion", "level"]
-    assert [c for c in meta.columns if c.startswith("ratio82_seed123_split_")] == \
-        [f"ratio82_seed123_split_{i:02d}" for i in range(1, 11)]
+    assert [c for c in meta.columns if c.startswith("ratio802_seed123_split_")] == \
+        [f"ratio802_seed123_split_{i:02d}" for i in range(1, 11)]
     assert len(meta) == 130 and meta["content"].nunique() == 10
     assert meta.groupby("content").size().eq(13).all()
     assert set(meta["distortion"]) == {"pristine", "gblur", "gnoise", "jpeg", "contrast"}
@@ -46,9 +46,15 @@ def test_splits_are_content_disjoint_and_match_columns(demo):
         assert split["val"] == [] and len(split["train"]) == 104 and len(split["test"]) == 26
         train_c, test_c = set(meta.content[split["train"]]), set(meta.content[split["test"]])
         assert not train_c & test_c
-        column = meta[f"ratio82_seed123_split_{index:02d}"]
+        column = meta[f"ratio802_seed123_split_{index:02d}"]
         assert sorted(column.index[column == "test"]) == sorted(split["test"])
         test_sets.add(frozenset(test_c))
+        # the honest 70/10/20 variant: the same test contents, one more content held out for validation
+        honest = meta[f"ratio712_seed123_split_{index:02d}"]
+        assert sorted(honest.index[honest == "test"]) == sorted(split["test"])
+        parts = {part: set(meta.content[honest == part]) for part in ("train", "val", "test")}
+        assert len(parts["val"]) == 1 and len(parts["train"]) == 7
+        assert not (parts["val"] & parts["test"]) and not (parts["val"] & parts["train"])
     assert len(test_sets) == 10  # ten different splits
 
 

@@ -106,5 +106,5 @@ def test_demo_captions_hold_only_the_train_images_of_the_split(demo_data):
     path = write_demo_captions(demo_data["root"], split_index=1, phase="train")
     entries = json.loads(path.read_text())
     table = pd.read_csv(demo_data["meta_info_file"])
-    test_names = set(table.loc[table["ratio82_seed123_split_01"] == "test", "image_name"])
+    test_names = set(table.loc[table["ratio802_seed123_split_01"] == "test", "image_name"])
     assert len(entries) == 104 and not test_names & {e["image_path"] for e in entries}
