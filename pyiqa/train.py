@@ -23,7 +23,8 @@ from .models import GeneralIQAModel
 from .utils import dist
 from .utils.entry import run_cli
 from .utils.errors import ConfigError, TrainingError
-from .utils.options import dataset_phase, parse_options
+from .engine.options import parse_options
+from .utils.options import dataset_phase
 
 logger = logging.getLogger("pyiqa.train")
 

@@ -12,7 +12,6 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import pandas as pd
 import torch
 from open_clip.tokenizer import SimpleTokenizer

@@ -2,8 +2,10 @@
 the YAML.
 
 Every loss takes ``forward(pred, target)`` and returns a scalar already multiplied by ``loss_weight``,
-so the training model can simply sum the losses it was given. Input checks look only at shapes (never
-at values) so that they cost no device synchronisation inside the training loop.
+so the training model can simply sum the losses it was given. A loss that needs several samples per
+batch declares ``min_batch_size`` (default 1), which the options check against the train batch size.
+Input checks look only at shapes (never at values) so that they cost no device synchronisation inside
+the training loop.
 """
 from __future__ import annotations
 
@@ -111,6 +113,7 @@ class PLCCLoss(nn.Module):
     """
 
     eps = 1e-8
+    min_batch_size = 2  # read by option validation, so a batch of 1 is refused before training starts
 
     def __init__(self, loss_weight: float = 1.0):
         super().__init__()

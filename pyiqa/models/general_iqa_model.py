@@ -15,6 +15,7 @@ from ..losses import build_loss
 from ..metrics import calculate_metric
 from ..utils.checkpoint import load_checkpoint
 from ..utils.errors import CheckpointError
+from ..utils.options import as_number
 from ..utils.precision import resolve_precision, weight_dtype
 from ..version import __version__
 from .optim import build_optimizer, build_scheduler, warmup_factor
@@ -64,11 +65,16 @@ class GeneralIQAModel:
             return
         train_opt = opt["train"]
         self.loss = build_loss(train_opt["mos_loss_opt"], "train.mos_loss_opt").to(device)
-        trainable = [p for p in self.net.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(trainable, train_opt["optim"])
+        # optional second term (pyiqa's metric_loss_opt, e.g. PLCCLoss), added to the MOS loss
+        self.metric_loss = (build_loss(train_opt["metric_loss_opt"], "train.metric_loss_opt").to(device)
+                            if train_opt.get("metric_loss_opt") else None)
+        named = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        trainable = [p for _, p in named]
+        self.optimizer = build_optimizer(named, train_opt["optim"])
         self.scheduler = build_scheduler(self.optimizer, train_opt.get("scheduler"))
         self.warmup_iter = train_opt.get("warmup_iter", -1)
-        self.grad_clip_norm = train_opt.get("grad_clip_norm")
+        clip = train_opt.get("grad_clip_norm")
+        self.grad_clip_norm = as_number(clip) if clip is not None else None  # validated: > 0
         n_train = sum(p.numel() for p in trainable)
         n_all = sum(p.numel() for p in self.net.parameters())
         logger.info("Network %s: %s parameters, %s trainable; frozen CLIP image tower in %s",
@@ -100,14 +106,19 @@ class GeneralIQAModel:
         img = batch["img"].to(self.device, non_blocking=True)
         mos = batch["mos_label"].to(self.device, non_blocking=True).float()
         pred = self.train_net(img)
-        loss = self.loss(pred, mos)
+        terms = {"l_mos": self.loss(pred, mos)}
+        if self.metric_loss is not None:
+            terms["l_metric"] = self.metric_loss(pred, mos)
+        loss = sum(terms.values())
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"Loss is {loss.item()} at iteration {current_iter}; lower the "
+            values = ", ".join(f"{k} {v.item()}" for k, v in terms.items())
+            raise FloatingPointError(f"Loss is {loss.item()} ({values}) at iteration {current_iter}; lower the "
                                      f"learning rate or check the MOS values")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         if self.grad_clip_norm:
-            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], self.grad_clip_norm)
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]  # every group's tensors
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
         factor = warmup_factor(current_iter, self.warmup_iter)
         scheduled = [g["lr"] for g in self.optimizer.param_groups]
         for g, lr in zip(self.optimizer.param_groups, scheduled):
@@ -118,10 +129,11 @@ class GeneralIQAModel:
             g["lr"] = lr
         if step_scheduler:
             self.scheduler.step()
-        return {"l_mos": loss.item(), "l_total": loss.item()}
+        return {**{k: v.item() for k, v in terms.items()}, "l_total": loss.item()}
 
     def current_lr(self) -> float:
-        """The learning rate the last step used (warm-up included)."""
+        """The learning rate the last step used (warm-up included); the first parameter group's when
+        ``train.optim`` sets per-module rates."""
         return self.last_lr
 
     # ----------------------------------------------------------------------------------- evaluation

@@ -1,51 +1,74 @@
-"""Read, override and validate experiment YAMLs.
+"""Read and override experiment YAMLs, and the generic checks every options schema uses.
 
-The YAML is parsed with ``yaml.safe_load`` and never mutated afterwards: runtime state (rank, paths,
-iteration) lives in :class:`pyiqa.engine.run.Run`. Every fixed section is checked against
-the schema below; sections that feed a constructor (``network``, ``datasets.*``, losses, optimisers,
-schedulers) are checked against that constructor's signature when it is built. Unknown keys raise with
-the closest valid name; legacy keys of the authors' pyiqa-based release are accepted with a notice.
+The YAML is parsed with a safe loader that also refuses a key given twice in one mapping, and never
+mutated afterwards: runtime state (rank, paths, iteration) lives in :class:`pyiqa.engine.run.Run`.
+``validate_options`` runs at start-up, before any data or model is built, so a mistake costs no time:
+every fixed section is checked against the schema below, and the values the trainer reads (batch sizes,
+frequencies, lengths, learning rates, seed, devices, losses, optimiser, schedule, metrics) against what
+they must be. ``network`` and the dataset classes' own options are checked against their constructors'
+signatures when built. Unknown keys raise with the closest valid name; legacy keys of the authors'
+pyiqa-based release are accepted with a notice.
 """
 from __future__ import annotations
 
 import copy
 import logging
+import math
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Optional
+from typing import Any, Dict, Iterable, Mapping, Optional
 
 import yaml
 
 from .errors import ConfigError
-from .experiment import check_run_name
-from .precision import check_precision
 from .registry import closest
 
 logger = logging.getLogger(__name__)
 
-# section -> {key: required?}. ``None`` as a schema means "validated by the constructor it feeds".
-SCHEMA: Dict[str, Any] = {
-    "": {"name": True, "model_type": False, "num_gpu": False, "manual_seed": False, "precision": False,
-         "datasets": True, "network": True, "path": False, "train": False, "val": False, "logger": False,
-         "dist_params": False, "find_unused_parameters": False},
-    "path": {"pretrain_network_g": False, "strict_load_g": False, "resume_state": False,
-             "param_key_g": False},
-    "train": {"optim": True, "scheduler": False, "total_iter": False, "total_epoch": False,
-              "warmup_iter": False, "mos_loss_opt": True, "grad_clip_norm": False},
-    "val": {"val_freq": False, "save_img": False, "pbar": False, "key_metric": False, "metrics": True},
-    "logger": {"print_freq": False, "save_checkpoint_freq": False, "save_latest_freq": False,
-               "keep_checkpoints": False, "use_tb_logger": False, "wandb": False},
-    "dist_params": {"backend": False, "port": False},
-}
-
-# Keys the release's YAMLs carry that no code here needs: accepted, one notice each, then ignored.
-LEGACY_KEYS = {
-    "val.save_img": "IQA validation writes no images",
-    "logger.wandb": "only TensorBoard logging is supported; use logger.use_tb_logger",
-    "dist_params.port": "torchrun sets MASTER_PORT; pass --master_port to torchrun instead",
-}
-
 FLOAT_RE = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+NUMBER_RE = re.compile(r"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*")
+
+
+def as_number(value: Any) -> Optional[float]:
+    """``value`` as a float if it is a number or a numeric string, else None.
+
+    YAML 1.1 reads ``2e-4`` (no dot) as a string; pyiqa's configs write such values, so a plain decimal
+    or exponent string counts as the number it spells. Booleans, 'nan', 'inf' and other text do not.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str) and NUMBER_RE.fullmatch(value):
+        return float(value)
+    return None
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key written twice in one mapping.
+
+    ``yaml.safe_load`` silently keeps the last value, so a pasted second ``lr:`` would win unnoticed.
+    Merge keys (``<<``) may still be overridden, as YAML intends.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> Dict[Any, Any]:
+        seen: Dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable key: SafeLoader reports it below
+                continue
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                raise ConfigError(f"Option file {key_node.start_mark.name}: key '{key}' is given twice in the "
+                                  f"same mapping, on lines {first} and {line}; YAML would silently keep the "
+                                  f"last one. Remove one of them")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
+
 
 def load_yaml(path: str | Path) -> Dict[str, Any]:
     """Parse a YAML file safely; errors name the file."""
@@ -54,7 +77,7 @@ def load_yaml(path: str | Path) -> Dict[str, Any]:
         raise ConfigError(f"Option file not found: {path}")
     try:
         with open(path, "r", encoding="utf-8") as f:
-            opt = yaml.safe_load(f)
+            opt = yaml.load(f, Loader=UniqueKeyLoader)
     except yaml.YAMLError as e:
         raise ConfigError(f"Option file {path} is not valid YAML: {e}") from e
     if not isinstance(opt, dict):
@@ -94,27 +117,12 @@ def apply_overrides(opt: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, 
     return opt
 
 
-def _check_section(section: Dict[str, Any], schema: Dict[str, bool], where: str) -> None:
-    if not isinstance(section, dict):
-        raise ConfigError(f"'{where or 'top level'}' must be a mapping, got {section!r}")
-    prefix = f"{where}." if where else ""
-    for key in section:
-        dotted = prefix + key
-        if key in schema:
-            continue
-        if dotted in LEGACY_KEYS:
-            continue
-        raise ConfigError(f"Unknown option '{dotted}'.{closest(key, schema)} Valid keys: {sorted(schema)}")
-    for key, required in schema.items():
-        if required and section.get(key) is None:
-            raise ConfigError(f"Missing required option '{prefix}{key}'")
-
-
-def check_section(section: Any, schema: Mapping[str, bool], where: str = "") -> Dict[str, Any]:
+def check_section(section: Any, schema: Mapping[str, bool], where: str = "",
+                  legacy: Iterable[str] = ()) -> Dict[str, Any]:
     """Validate one YAML mapping against ``{key: required}`` and return it.
 
-    Generic form of the checks above for other entry points (e.g. ``train_clip``): unknown keys raise
-    ConfigError naming ``where.key`` and the closest valid key; required keys that are missing or null
+    Unknown keys raise ConfigError naming ``where.key`` and the closest valid key (dotted keys listed
+    in ``legacy`` are let through: the caller notices them); required keys that are missing or null
     raise too. ``None`` (an absent optional section) is returned as an empty mapping.
     """
     if section is None:
@@ -123,7 +131,7 @@ def check_section(section: Any, schema: Mapping[str, bool], where: str = "") -> 
         raise ConfigError(f"'{where or 'top level'}' must be a mapping, got {section!r}")
     prefix = f"{where}." if where else ""
     for key in section:
-        if key not in schema:
+        if key not in schema and f"{prefix}{key}" not in legacy:
             raise ConfigError(f"Unknown option '{prefix}{key}'.{closest(str(key), schema)} "
                               f"Valid keys: {sorted(schema)}")
     for key, required in schema.items():
@@ -132,57 +140,36 @@ def check_section(section: Any, schema: Mapping[str, bool], where: str = "") -> 
     return section
 
 
-def _legacy_notices(opt: Dict[str, Any]) -> List[str]:
-    notes = []
-    for dotted, reason in LEGACY_KEYS.items():
-        section, key = dotted.split(".")
-        if isinstance(opt.get(section), dict) and key in opt[section]:
-            notes.append(f"Ignoring legacy option '{dotted}': {reason}")
-    return notes
+def check_int(value: Any, where: str, minimum: int, integral_floats: bool = True) -> None:
+    """An integer >= minimum; with ``integral_floats`` also 200.0 (the release writes ``!!float 200``)."""
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    if integral_floats and isinstance(value, float):
+        ok = math.isfinite(value) and value.is_integer()
+    if ok and value >= minimum:
+        return
+    hint = ""
+    if isinstance(value, str) and as_number(value) is not None:
+        hint = f" (YAML reads {value} as text: write it as a plain integer" + (
+            f", or as !!float {value})" if integral_floats else ")")
+    raise ConfigError(f"'{where}' must be an integer >= {minimum}, got {value!r}{hint}")
 
 
-def validate_options(opt: Dict[str, Any], is_train: bool) -> List[str]:
-    """Check the fixed sections; return notices about ignored legacy keys. Raises ConfigError."""
-    _check_section(opt, SCHEMA[""], "")
-    check_run_name(opt["name"])
-    for section in ("path", "val", "logger", "dist_params"):
-        if opt.get(section) is not None:
-            _check_section(opt[section], SCHEMA[section], section)
-    if is_train:
-        if opt.get("train") is None:
-            raise ConfigError("Missing required option 'train' (optimiser, loss and schedule)")
-        _check_section(opt["train"], SCHEMA["train"], "train")
-        tr = opt["train"]
-        if tr.get("total_iter") is None and tr.get("total_epoch") is None:
-            raise ConfigError("Set 'train.total_iter' or 'train.total_epoch' (how long to train)")
-    if opt.get("model_type", "GeneralIQAModel") != "GeneralIQAModel":
-        raise ConfigError(f"Unknown model_type '{opt['model_type']}'. Known model types: GeneralIQAModel")
-    check_precision(opt.get("precision", "fp32"))
-    datasets = opt["datasets"]
-    if not isinstance(datasets, dict) or not datasets:
-        raise ConfigError("'datasets' must be a mapping of phase name (train, val, test, val_*, test_*) "
-                          "to dataset options")
-    for key in datasets:
-        if dataset_phase(key) is None:
-            raise ConfigError(f"Unknown dataset section 'datasets.{key}': names must be train, val, "
-                              f"test or start with val_/test_")
-    if is_train and "train" not in datasets:
-        raise ConfigError("Missing required option 'datasets.train'")
-    return _legacy_notices(opt)
+def check_positive_number(value: Any, where: str) -> None:
+    """A finite number > 0; numeric strings such as '2e-4' count (see :func:`as_number`)."""
+    number = as_number(value)
+    if number is None or not math.isfinite(number) or number <= 0:
+        raise ConfigError(f"'{where}' must be a finite number > 0, got {value!r}")
+
+
+def check_bool(section: Dict[str, Any], key: str, where: str) -> None:
+    if key in section and not isinstance(section[key], bool):
+        raise ConfigError(f"'{where}' must be true or false, got {section[key]!r}")
 
 
 def dataset_phase(key: str) -> Optional[str]:
     """'train', 'val' or 'test' for a ``datasets`` section name such as ``val_koniq``."""
-    phase = key.split("_")[0]
+    phase = str(key).split("_")[0]
     return phase if phase in ("train", "val", "test") else None
-
-
-def parse_options(path: str | Path, overrides: Iterable[str] = (), is_train: bool = True
-                  ) -> tuple[Dict[str, Any], List[str]]:
-    """Load, override and validate; returns (options, legacy notices)."""
-    opt = apply_overrides(load_yaml(path), overrides)
-    notices = validate_options(opt, is_train)
-    return opt, notices
 
 
 def dump_options(opt: Dict[str, Any], path: str | Path) -> None:
