@@ -11,6 +11,7 @@ setup(
     description="UniQA (unified image quality and aesthetics assessment) in a pyiqa-style framework",
     packages=find_packages(include=["pyiqa", "pyiqa.*", "train_clip", "train_clip.*"]),
     python_requires=">=3.9",
+    license="MIT",
     install_requires=[
         "torch",
         "torchvision",

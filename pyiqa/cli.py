@@ -93,11 +93,14 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _list(out: TextIO) -> int:
-    from .inference import get_card, list_models
-    from .inference.weights import describe_weights
+    """One line per metric with its weight files' status; imports neither torch nor open_clip (the
+    card table and the folder lookup are torch-free), so it answers in well under a second."""
+    from .archs.model_cards import MODEL_CARDS, list_models
+    from .inference.weight_lookup import find_weight
     for name in list_models():
-        card = get_card(name)
-        backbone, adapter = describe_weights(card)
+        card = MODEL_CARDS[name]
+        backbone = find_weight(card.backbone_file)
+        adapter = find_weight(card.adapter_file) if card.adapter_file else None
         status = "ready" if backbone and (adapter or not card.adapter_file) else "missing: " + ", ".join(
             f for f, found in ((card.backbone_file, backbone), (card.adapter_file, adapter))
             if f and not found)

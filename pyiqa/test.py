@@ -1,61 +1,163 @@
 """``python test.py -opt X.yml``: score the test sets with a trained network; print SRCC/PLCC/KRCC/RMSE,
-write ``results/<name>/predictions_<dataset>.csv`` (image,mos,prediction) and a scatter plot."""
+write ``results/<name>/predictions_<dataset>.csv`` (image, mos, mos_normalized, prediction) and a
+scatter plot with the fitted logistic curve. Example: ``python test.py -opt options/test/UniQA/demo.yml``.
+
+Precision: the test options' ``precision`` (or ``--force_yml precision=...``) wins; else the one the
+network checkpoint's training run recorded, so the numbers are those training reported; else fp32.
+"""
 from __future__ import annotations
 
 import argparse
 import csv
 import logging
+import textwrap
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
 
 from .data import build_dataloader, build_dataset
+from .engine.options import parse_options
 from .engine.run import select_device
 from .models import GeneralIQAModel
-from .utils.errors import ConfigError, OutputError
-from .utils.experiment import archive
+from .utils.checkpoint import load_checkpoint
 from .utils.entry import run_cli
+from .utils.errors import ConfigError, DataError, OutputError
+from .utils.experiment import archive
 from .utils.logger import attach_log_file, setup_logging
-from .utils.options import dataset_phase, dump_options, parse_options
+from .utils.options import dataset_phase, dump_options
+from .utils.precision import check_precision, resolve_precision
 from .utils.rng import set_random_seed
+from .utils.threads import configure_threads
 
 logger = logging.getLogger("pyiqa.test")
 
 DEFAULT_METRICS = {"srcc": {"type": "calculate_srcc"}, "plcc": {"type": "calculate_plcc"},
                    "krcc": {"type": "calculate_krcc"}, "rmse": {"type": "calculate_rmse"}}
+DEFAULT_PRECISION = "fp32"  # what the trainer uses when its options name none
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("-opt", "--opt", required=True, help="test YAML")
     p.add_argument("--force_yml", nargs="+", default=[], metavar="KEY.SUB=VALUE", help="override options")
     p.add_argument("--root", default=".", help="folder that receives results/ (default: cwd)")
     return p.parse_args(argv)
 
 
-def write_predictions(path: Path, result: Dict[str, List]) -> None:
+# ------------------------------------------------------------------------------------------ precision
+def recorded_precision(path: str) -> Tuple[Optional[str], str]:
+    """(precision, where it was found) recorded by the run that wrote the checkpoint at ``path``.
+
+    Our trainer stores the precision it resolved (``auto`` made concrete on the training machine, so a
+    bf16 run on an AMX CPU is scored in bf16 anywhere); older checkpoints only their options under
+    ``config``: their ``precision``, or the trainer's default (fp32) when they name none. The release's ``{'params': ...}`` files record nothing: (None, why).
+    """
+    ckpt = load_checkpoint(path, "network checkpoint (path.pretrain_network_g)")
+    if isinstance(ckpt, dict) and ckpt.get("precision") is not None:  # the precision training resolved
+        where = f"'precision' stored in {path}"
+        return check_precision(ckpt["precision"], where), f"the training precision recorded in {path}"
+    config = ckpt.get("config") if isinstance(ckpt, dict) else None
+    if not isinstance(config, dict):
+        return None, f"the checkpoint {path} records no training options"
+    if config.get("precision") is None:
+        return DEFAULT_PRECISION, (f"the training options stored in the checkpoint {path} name no "
+                                   f"precision: the trainer's default")
+    where = f"'precision' of the training options stored in {path}"
+    return check_precision(config["precision"], where), f"recorded in the checkpoint {path}"
+
+
+def _concrete(value: str, device: torch.device) -> str:
+    """'auto' as it resolves on ``device`` (resolving 'auto' never warns or raises); others unchanged."""
+    return resolve_precision(value, device) if value == "auto" else value
+
+
+def choose_precision(opt: Dict[str, Any], overrides: Sequence[str], device: torch.device) -> Tuple[str, str]:
+    """(precision option for the model, why): explicit option > checkpoint's record > fp32."""
+    hint = "; to override, set 'precision' in the test options or pass --force_yml precision=..."
+    ckpt_path = (opt.get("path") or {}).get("pretrain_network_g")
+    recorded, source = recorded_precision(ckpt_path) if ckpt_path else (None, "no checkpoint is given")
+    if opt.get("precision") is not None:
+        forced = any(o.split("=", 1)[0].strip() == "precision" for o in overrides)
+        why = "set by --force_yml" if forced else "set in the test options"
+        if recorded is not None and _concrete(recorded, device) != _concrete(opt["precision"], device):
+            logger.warning("The checkpoint was trained with precision '%s' but is evaluated in '%s' (%s): "
+                           "scores can differ from those training reported", recorded, opt["precision"], why)
+        return opt["precision"], why
+    if recorded is None:
+        return DEFAULT_PRECISION, f"the default, as {source}{hint}"
+    if recorded == "fp16" and device.type != "cuda":
+        logger.warning("The checkpoint was trained in fp16, which needs CUDA; evaluating on %s in fp32 "
+                       "instead (set precision: bf16 or fp32 in the test options to choose)", device)
+        return DEFAULT_PRECISION, f"fp16 {source} is unavailable on {device.type}{hint}"
+    return recorded, (f"'auto' {source}, resolved on {device.type}" if recorded == "auto" else source) + hint
+
+
+# ------------------------------------------------------------------------------------------ outputs
+def meta_rows(ds: Any, paths: Sequence[str]) -> Tuple[List[str], List[float]]:
+    """The meta CSV's image name and MOS (the dataset's own scale, before any normalisation) of each
+    predicted image path, found through the dataset's table (``GeneralNRDataset.table``)."""
+    by_path = {str(ds.image_path(row)): row for row in set(ds.rows)}
+    names, mos = [], []
+    for path in paths:
+        row = by_path.get(path)
+        if row is None:
+            raise DataError(f"{ds.name}: predicted image '{path}' is not a row of the meta CSV "
+                            f"'{ds.meta_info_file}' (a dataset class changing img_path?)")
+        names.append(str(ds.table.iat[row, 0]))
+        mos.append(float(ds.table.iat[row, 1]))
+    return names, mos
+
+
+def write_predictions(path: Path, names: Sequence[str], mos: Sequence[float],
+                      result: Dict[str, List]) -> None:
+    """One row per image: its meta CSV name, MOS (dataset scale), the label the metrics compared
+    against (``mos_normalized``: [0, 1], 1 = best, when the dataset normalises) and the prediction."""
     tmp = path.with_suffix(".csv.tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(["image", "mos", "prediction"])
-        for img, mos, pred in zip(result["img_path"], result["mos"], result["pred"]):
-            w.writerow([img, f"{mos:.6f}", f"{pred:.6f}"])
+        w.writerow(["image", "mos", "mos_normalized", "prediction"])
+        for name, raw, label, pred in zip(names, mos, result["mos"], result["pred"]):
+            w.writerow([name, repr(raw), f"{label:.6f}", f"{pred:.6f}"])
     tmp.replace(path)
 
 
-def scatter_plot(path: Path, result: Dict[str, List], title: str) -> None:
+def scatter_plot(path: Path, pred: Sequence[float], mos: Sequence[float], title: str,
+                 mos_label: str) -> None:
+    """MOS against prediction with the 4-parameter logistic that PLCC's ``fit_logistic`` fits (the
+    same fit, here onto the MOS scale shown), drawn through the points in prediction order."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=110)
-    ax.scatter(result["pred"], result["mos"], s=8, alpha=0.7)
+    import numpy as np
+
+    from .metrics.correlation import fit_logistic
+
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(mos, dtype=np.float64)
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
+    ax.scatter(p, t, s=10, alpha=0.7, label=f"{len(p)} images")
+    if len(p) > 4:  # the fit has 4 parameters: it needs more points than that
+        fitted = fit_logistic(p, t, "scatter plot")
+        if fitted is not p:  # the fit returns its input unchanged (and warns) when it fails
+            order = np.argsort(p, kind="stable")
+            ax.plot(p[order], fitted[order], color="C1", lw=1.5, label="4-parameter logistic fit")
     ax.set_xlabel("prediction")
-    ax.set_ylabel("MOS (normalised)" if max(result["mos"], default=0) <= 1.0 else "MOS")
-    ax.set_title(title, fontsize=9)
+    ax.set_ylabel(mos_label)
+    ax.legend(loc="best", fontsize=8)
+    # wrapped so a long name is not clipped; a metric's name and value are never split
+    lines = [textwrap.fill(line.replace(": ", ":\u00a0"), width=60) for line in title.split("\n")]
+    ax.set_title("\n".join(lines), fontsize=9)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
 
 
+def mos_axis_label(ds: Any) -> str:
+    scale = f" ({ds.mos_range[0]:g} to {ds.mos_range[1]:g})" if getattr(ds, "mos_range", None) else ""
+    return f"MOS{scale}" + (", lower is better" if getattr(ds, "lower_better", False) else "")
+
+
+# ------------------------------------------------------------------------------------------ main
 def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
     opt, notices = parse_options(args.opt, args.force_yml, is_train=False)
@@ -72,10 +174,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
         phase, where = dataset_phase(key), f"datasets.{key}"
         if phase in ("test", "val"):
             ds = build_dataset(d_opt, phase, where=where)
-            sets.append((d_opt.get("name", key), ds, build_dataloader(ds, d_opt, phase, where=where, device=device)))
+            loader = build_dataloader(ds, d_opt, phase, where=where, device=device)
+            sets.append((d_opt.get("name", key), ds, loader))
     if not sets:
         raise ConfigError(f"No datasets.test* (or val*) section to evaluate in {args.opt}")
-    model = GeneralIQAModel(opt, device, is_train=False)
+    # the sets are scored one after another: the busiest loader's workers share the cores with torch
+    configure_threads(max(loader.num_workers for _, _, loader in sets))
+    precision, why = choose_precision(opt, args.force_yml, device)
+    model_opt = {**opt, "precision": precision}  # the parsed options stay as read
+    model = GeneralIQAModel(model_opt, device, is_train=False)
+    logger.info("Precision %s: %s", model.precision, why)
 
     out_dir = Path(args.root) / "results" / opt["name"]
     archived = archive(out_dir)  # an earlier evaluation of this name is kept, never overwritten
@@ -86,14 +194,17 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     attach_log_file(out_dir / f"test_{opt['name']}.log")
     if archived:
         logger.info("Previous results moved to %s", archived)
-    dump_options(opt, out_dir / f"{opt['name']}_options.yml")
+    dump_options({**model_opt, "precision": model.precision}, out_dir / f"{opt['name']}_options.yml")
     results = {}
     for name, ds, loader in sets:
         metrics, result = model.evaluate(loader, metrics_opt, desc=name, pbar=True)
+        images, mos = meta_rows(ds, result["img_path"])
         csv_path = out_dir / f"predictions_{name}.csv"
-        write_predictions(csv_path, result)
+        write_predictions(csv_path, images, mos, result)
         text = "  ".join(f"{k.upper()}: {v:.4f}" for k, v in metrics.items())
-        scatter_plot(out_dir / f"scatter_{name}.png", result, f"{opt['name']} on {name}: {text}")
+        scatter_plot(out_dir / f"scatter_{name}.png", result["pred"], mos,
+                     f"{opt['name']} on {name} ({len(mos)} images, {model.precision})\n{text}",
+                     mos_axis_label(ds))
         logger.info("%s (%d images): %s", name, len(ds), text)
         logger.info("Predictions written to %s", csv_path)
         results[name] = metrics

@@ -25,6 +25,7 @@ from .utils.entry import run_cli
 from .utils.errors import ConfigError, TrainingError
 from .engine.options import parse_options
 from .utils.options import dataset_phase
+from .utils.threads import configure_threads
 
 logger = logging.getLogger("pyiqa.train")
 
@@ -40,6 +41,8 @@ class Trainer:
         logger.info("Run '%s' on %s, world size %d, seed %d", opt["name"], self.device, self.world_size,
                     run.seed)
         self._build_data()
+        # intra-op threads: the cores the training loader's workers leave free (no oversubscription)
+        configure_threads(self.train_loader.num_workers)
         self.model = GeneralIQAModel(opt, self.device, is_train=True, world_size=self.world_size)
         self.best: Dict[str, Dict[str, float]] = {}
         run.resume(self._restore)

@@ -24,3 +24,18 @@ def tiny_backbone(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("weights") / "tiny_clip.pt"
     save_random_backbone(path, config="tiny", dtype=torch.float16, seed=0)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """Entry points called in-process (``main(argv)``) configure the ``pyiqa`` loggers for a terminal
+    (own handlers, no propagation); undo that so later tests' ``caplog`` sees their records."""
+    import logging
+    yield
+    for name in ("pyiqa", "train_clip"):
+        lg = logging.getLogger(name)
+        for handler in list(lg.handlers):
+            lg.removeHandler(handler)
+            handler.close()
+        lg.propagate = True
+        lg.setLevel(logging.NOTSET)

@@ -30,6 +30,7 @@ from pyiqa.utils import dist
 from pyiqa.utils.entry import run_cli
 from pyiqa.utils.errors import ConfigError
 from pyiqa.utils.precision import resolve_precision
+from pyiqa.utils.threads import configure_threads
 from pyiqa.data.failures import FailureTracker
 from train_clip.data import CaptionDataset, build_samples, clip_transform, collate, drop_missing
 from train_clip.evaluation import Evaluator
@@ -64,6 +65,7 @@ class Trainer:
         self.model.to(self.device)
         logger.info("CLIP: %s, image size %d", count(self.model), self.model.visual.image_size[0])
         self._build_data()
+        configure_threads(self.loader.num_workers)  # the cores the loader's workers leave free
         tr = opt["train"]
         self.optimizer = build_optimizer(self.model, tr)
         self.net = self.model

@@ -6,7 +6,6 @@ of each group of exp(logit_scale) * cos(f', t), group score = sum_k p_k * s_k, s
 """
 from __future__ import annotations
 
-import dataclasses
 import functools
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
@@ -21,6 +20,10 @@ from ..utils.precision import weight_dtype
 from ..utils.registry import ARCH_REGISTRY, closest
 from .clip_backbone import build_clip
 from .crops import TEST_CROPS, CropSpec, make_crops, to_unit_float
+# The model cards (named inference configurations of this class) live in a torch-free module so
+# that listing them is instant; re-exported here, next to the class they configure.
+from .model_cards import (BACKBONE_DOWNLOAD_PAGES, BACKBONE_EMBED_DIM, BACKBONE_FILE,  # noqa: F401
+                          MODEL_CARDS, ModelCard)
 
 logger = logging.getLogger(__name__)
 
@@ -374,67 +377,3 @@ def _register_variants() -> None:
 
 _register_variants()
 
-
-# ---------------------------------------------------------------------------------------------------
-# Model cards: the named inference configurations `pyiqa.create_metric(name)` builds (timm's pretrained
-# configs, declared as data next to the class). Weight files are looked up by name, never downloaded.
-
-BACKBONE_FILE = "UniQA_weight.pt"
-# The authors' public download pages of UniQA_weight.pt (their README); no direct-download URL exists.
-BACKBONE_DOWNLOAD_PAGES: Tuple[Tuple[str, str], ...] = (
-    ("Google Drive", "https://drive.google.com/file/d/1stL1EqYvjkThGDpfPWRQzvbA780FKM4n/view?usp=sharing"),
-    ("BaiduNetDisk", "https://pan.baidu.com/s/1XB55QtbimMojGDIJ8h8UnA?pwd=tnnq (code: tnnq)"),
-)
-# Joint embedding width of the released backbone (CLIP ViT-B/16): the adapter's input/output width.
-BACKBONE_EMBED_DIM = 512
-_MULTI_CUE = ["quality", "blur", "noise", "lowhigh"]
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelCard:
-    """One named UniQA inference configuration.
-
-    Attributes:
-        name: the metric name (``pyiqa.create_metric(name)``).
-        description: one line for ``pyiqa --list``.
-        options: UniQA constructor options, without ``backbone`` and the test-crop options.
-        adapter_file: file name of the trained adapter + levels; ``None`` for zero-shot cards.
-        train_config: the YAML that trains that adapter (relative to the repository root).
-        lower_better: False: a higher score means better quality.
-        score_range: nominal range of the scores.
-    """
-
-    name: str
-    description: str
-    options: Dict[str, Any]
-    adapter_file: Optional[str] = None
-    train_config: Optional[str] = None
-    lower_better: bool = False
-    score_range: Tuple[float, float] = (0.0, 1.0)
-    backbone_file: str = BACKBONE_FILE
-    arch: str = "UniQA"
-
-
-def _adapter_card(dataset: str, label: str) -> ModelCard:
-    return ModelCard(
-        name=f"uniqa-{dataset}",
-        description=f"UniQA backbone + single-cue adapter trained on {label} (train it with our config)",
-        options=dict(prompts=["quality"], use_adapter=True, learnable_levels=True),
-        adapter_file=f"uniqa_{dataset}_adapter.pth",
-        train_config=f"options/train/UniQA/{dataset}.yml")
-
-
-MODEL_CARDS: Dict[str, ModelCard] = {card.name: card for card in (
-    ModelCard(name="uniqa",
-              description="zero-shot UniQA* (quality+blur+noise+low/high prompt ensemble, no adapter)",
-              options=dict(prompts=list(_MULTI_CUE), use_adapter=False, learnable_levels=False),
-              score_range=(0.2, 1.0)),
-    ModelCard(name="uniqa-single",
-              description="zero-shot UniQA with the quality prompts only (bad ... perfect image)",
-              options=dict(prompts=["quality"], use_adapter=False, learnable_levels=False),
-              score_range=(0.2, 1.0)),
-    _adapter_card("koniq", "KonIQ-10k"),
-    _adapter_card("livec", "LIVE Challenge"),
-    _adapter_card("spaq", "SPAQ"),
-    _adapter_card("ava", "AVA (aesthetics)"),
-)}

@@ -64,6 +64,7 @@ def load_item(item: Any, max_side: Optional[int] = DEFAULT_MAX_SIDE) -> torch.Te
     if isinstance(item, (str, Path)):
         return pil_to_tensor(decode_image(item, max_side))
     if isinstance(item, Image.Image):
+        _check_not_empty(item.height, item.width, f"PIL image of size {item.size} (W, H)")
         return pil_to_tensor(downscale(to_rgb(item), max_side))
     if isinstance(item, np.ndarray):
         return _array_to_tensor(item, max_side)
@@ -87,6 +88,7 @@ def _array_to_tensor(arr: np.ndarray, max_side: Optional[int]) -> torch.Tensor:
     if arr.ndim not in (2, 3) or (arr.ndim == 3 and arr.shape[-1] not in (1, 3, 4)):
         raise InputError(f"numpy images must be HxWx3 (RGB), HxW or HxWx1 (gray) or HxWx4 (RGBA); got "
                          f"shape {shape}.")
+    _check_not_empty(arr.shape[0], arr.shape[1], f"numpy array of shape {shape}")
     if arr.dtype == np.uint8:
         if arr.ndim == 3 and arr.shape[-1] == 1:
             arr = arr[..., 0]
@@ -100,6 +102,13 @@ def _array_to_tensor(arr: np.ndarray, max_side: Optional[int]) -> torch.Tensor:
         return _check_tensor(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
                              .permute(2, 0, 1), max_side, what="numpy array")
     raise InputError(f"numpy images must be uint8 (0-255) or float in [0, 1]; got dtype {arr.dtype}.")
+
+
+def _check_not_empty(height: int, width: int, what: str) -> None:
+    """An image without pixels has no crops to score (and would divide by zero when resized)."""
+    if height < 1 or width < 1:
+        raise InputError(f"Empty image: {what} has height {height} and width {width}; every image "
+                         "needs at least 1x1 pixels (check the crop or slice that produced it).")
 
 
 def _check_tensor(x: torch.Tensor, max_side: Optional[int], what: str = "tensor") -> torch.Tensor:

@@ -7,37 +7,28 @@ forward pass; the prompt embeddings are computed once and the text tower is then
 from __future__ import annotations
 
 import difflib
-import fnmatch
 import inspect
 import logging
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 
+from ..archs.crops import CropSpec, make_crops
+from ..archs.model_cards import list_models  # torch-free, so listing stays instant; re-exported
 from ..archs.uniqa_arch import MODEL_CARDS, TEST_CROPS, ModelCard, UniQA
 from ..utils.errors import CheckpointError, ConfigError
-from ..utils.precision import DTYPES, resolve_precision
+from ..utils.precision import resolve_precision
 from ..utils.registry import closest
 from . import weights
-from .images import (DEFAULT_MAX_SIDE, CropSpec, InputError, chunks, load_item, make_crops,
-                     split_inputs, to_unit_float)
+from .images import DEFAULT_MAX_SIDE, InputError, chunks, load_item, split_inputs
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 LOSS_REDUCTIONS = ("mean", "sum", "none")
 DEFAULT_BATCH = {"cpu": 4, "cuda": 32}  # images per forward pass (x 10 crops each)
-
-
-def list_models(filter: Optional[str] = None) -> List[str]:  # noqa: A002  (pyiqa's argument name)
-    """Names ``create_metric`` accepts, sorted; ``filter``: a glob (``'uniqa-*'``) or a substring."""
-    names = sorted(MODEL_CARDS)
-    if filter:
-        wild = any(c in filter for c in "*?[")
-        names = [n for n in names if (fnmatch.fnmatch(n, filter) if wild else filter in n)]
-    return names
 
 
 def get_card(name: str) -> ModelCard:
@@ -53,11 +44,11 @@ class InferenceMetric(nn.Module):
     """A no-reference quality metric: ``metric(images) -> (N,)`` float scores, higher is better.
 
     Build it with ``pyiqa.create_metric``. Attributes follow pyiqa: ``metric_name``, ``metric_mode``
-    ('NR'), ``lower_better``, ``score_range``, ``as_loss``; plus ``precision``, ``weights`` (the files
-    used) and ``card``.
+    ('NR', the card's), ``lower_better``, ``score_range``, ``as_loss``; plus ``precision``, ``weights``
+    (the files used) and ``card``.
     """
 
-    metric_mode = "NR"
+    metric_mode = "NR"  # every UniQA card is no-reference; set from the card in __init__
 
     def __init__(self, net: UniQA, card: ModelCard, precision: str, as_loss: bool = False,
                  loss_weight: float = 1.0, loss_reduction: str = "mean",
@@ -67,6 +58,7 @@ class InferenceMetric(nn.Module):
         self.net = net
         self.card = card
         self.metric_name = card.name
+        self.metric_mode = card.metric_mode
         self.lower_better = card.lower_better
         self.score_range = card.score_range
         self.precision = precision
@@ -76,11 +68,15 @@ class InferenceMetric(nn.Module):
         self.max_side = max_side
         self._batch_size = batch_size
         self.weights = dict(weight_files or {})
-        self.crop_spec = CropSpec.of(net)
 
     @property
     def device(self) -> torch.device:
         return self.net.mean.device
+
+    @property
+    def crop_spec(self) -> CropSpec:
+        """The network's test-crop protocol (what the decoding workers of ``score_files`` cut)."""
+        return self.net.crop_spec
 
     @property
     def batch_size(self) -> int:
@@ -110,8 +106,8 @@ class InferenceMetric(nn.Module):
             raise InputError("No images to score (empty list).")
         with torch.set_grad_enabled(self.as_loss):
             scores = torch.cat([
-                self.score_crops([make_crops(load_item(item, self.max_side), self.crop_spec)
-                                  for item in chunk])
+                self.net.score_crops([make_crops(load_item(item, self.max_side), self.crop_spec)
+                                      for item in chunk])
                 for chunk in chunks(items, self.batch_size)])
         if not self.as_loss:
             return scores
@@ -120,19 +116,6 @@ class InferenceMetric(nn.Module):
         elif self.loss_reduction == "sum":
             scores = scores.sum()
         return self.loss_weight * scores
-
-    def score_crops(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Per-image scores from the test crops of each image (list of (K_i, 3, S, S)) -> (N,).
-
-        All crops go through the network in one forward pass; an image's score is the mean of its
-        crops' scores (each the mean over the prompt groups).
-        """
-        counts = [c.shape[0] for c in crops]
-        if len({c.dtype for c in crops}) > 1:  # uint8 mixed with float: convert before concatenating
-            crops = [to_unit_float(c) for c in crops]
-        x = torch.cat([c.to(self.device, non_blocking=True) for c in crops])  # uint8 moves 4x lighter
-        per_crop = self.net.forward_crops(to_unit_float(x))[:, 0]  # (sum K_i,)
-        return torch.stack([s.mean() for s in per_crop.split(counts)]).float()
 
     def score_files(self, paths: Sequence[PathLike], batch_size: Optional[int] = None,
                     workers: int = 0, progress: bool = False) -> Iterator[Tuple[Path, Optional[float],
@@ -165,7 +148,9 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
         device: 'cpu', 'cuda', ...; default CUDA when available.
         backbone: path of UniQA_weight.pt, or 'random'/'random-tiny' (untrained; demos and tests);
             default: looked up in $PYIQA_WEIGHTS_DIR, then $TORCH_HOME/hub/pyiqa.
-        pretrained_model_path: the trained adapter checkpoint of an adapter card (same lookup).
+        pretrained_model_path: the trained adapter checkpoint of an adapter card (same lookup). The
+            model is rebuilt from the options the checkpoint stores (e.g. its ``sample_size``); the
+            card fills only what it lacks. Its prompts and use_adapter must be the card's.
         precision: 'fp32', 'bf16' (frozen weights converted, no autocast), 'fp16' (CUDA only) or
             'auto' (bf16 where the hardware makes it fast, else fp32).
         crops: test-crop protocol, one of TEST_CROPS; default the release's 10 crops, drawn from a
@@ -187,21 +172,26 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
     _check_options(crops, num_crops, loss_reduction, max_side, batch_size)
     dev = torch.device(device) if device is not None else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
-    precision = _resolve_precision(precision, dev)
+    precision = resolve_precision(precision, dev, where="precision")
 
     backbone_path, adapter_path = _resolve_files(card, backbone, pretrained_model_path)
-    adapter = weights.read_adapter(adapter_path, card) if adapter_path else None
+    adapter = weights.read_adapter_checkpoint(adapter_path, card) if adapter_path else None
 
-    options = dict(card.options, test_crop=crops, num_crops=num_crops, crop_seed=crop_seed)
-    if adapter is not None:
-        options["embedding_dim"] = weights.adapter_hidden_width(adapter)
+    # the adapter's own stored options (e.g. its sample_size) rebuild its model; the card fills gaps
+    options = dict(weights.model_options(card, adapter), test_crop=crops, num_crops=num_crops,
+                   crop_seed=crop_seed)
     try:
         net = UniQA(backbone=backbone_path, backbone_dtype=precision, **options)
     except CheckpointError as err:
         raise CheckpointError(f"Backbone of '{name}' ({backbone_path}): {err}") from err
+    except ConfigError as err:
+        if adapter is None:
+            raise
+        raise CheckpointError(f"Adapter '{adapter_path}' of '{name}' stores model options UniQA "
+                              f"rejects: {err}") from err
     if adapter is not None:
         try:
-            net.load_trainable_state_dict(adapter, strict=True)
+            net.load_trainable_state_dict(adapter.params, strict=True)
         except CheckpointError as err:
             raise CheckpointError(f"Adapter '{adapter_path}' of '{name}': {err}") from err
     net.drop_text_tower()  # prompt embeddings are cached; scoring never needs the text tower again
@@ -239,14 +229,3 @@ def _check_options(crops: str, num_crops: int, loss_reduction: str, max_side: Op
     for key, value in (("num_crops", num_crops), ("max_side", max_side), ("batch_size", batch_size)):
         if value is not None and (not isinstance(value, int) or value < 1):
             raise ConfigError(f"'{key}' must be a positive integer, got {value!r}")
-
-
-def _resolve_precision(precision: str, device: torch.device) -> str:
-    if precision not in (*DTYPES, "auto"):
-        raise ConfigError(f"Unknown precision '{precision}'.{closest(precision, DTYPES)} Valid: "
-                          f"{[*DTYPES, 'auto']}")
-    precision = resolve_precision(precision, device)
-    if precision == "fp16" and device.type != "cuda":
-        raise ConfigError("precision 'fp16' needs CUDA; on CPU use 'bf16' (fast only with AMX/"
-                          "AVX512-BF16) or 'fp32', or 'auto' to choose")
-    return precision

@@ -20,7 +20,7 @@ import logging
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 
@@ -29,11 +29,11 @@ from ..archs.uniqa_arch import (BACKBONE_DOWNLOAD_PAGES, BACKBONE_EMBED_DIM, NUM
 from ..archs.clip_backbone import RANDOM_BACKBONES
 from ..utils.checkpoint import atomic_write, load_checkpoint
 from ..utils.errors import CheckpointError
+from .weight_lookup import ENV_VAR, find_weight, weight_dirs  # noqa: F401  (weight_dirs: public here)
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-ENV_VAR = "PYIQA_WEIGHTS_DIR"
 # Where options/ lives in a source checkout (the training configs named in the error messages).
 REPO_ROOT = Path(__file__).resolve().parents[2]
 ADAPTER_KEYS = ("adapter.fc.0.weight", "adapter.fc.2.weight", "score_level")
@@ -42,27 +42,12 @@ ADAPTER_KEYS = ("adapter.fc.0.weight", "adapter.fc.2.weight", "score_level")
 RUNTIME_OPTIONS = ("backbone", "test_crop", "num_crops", "crop_seed")
 
 
-def weight_dirs() -> List[Path]:
-    """The directories searched for weight files, in order."""
-    dirs = [Path(p).expanduser() for p in os.environ.get(ENV_VAR, "").split(os.pathsep) if p]
-    dirs.append(Path(torch.hub.get_dir()) / "pyiqa")
-    return dirs
-
-
 def _looked_in(file_name: str) -> str:
     lines = []
     if not os.environ.get(ENV_VAR):
         lines.append(f"  - ${ENV_VAR}: not set")
     lines += [f"  - {d / file_name}" for d in weight_dirs()]
     return "\n".join(lines)
-
-
-def find_weight(file_name: str) -> Optional[Path]:
-    """The first ``dir/file_name`` that exists among ``weight_dirs()``, else None."""
-    for d in weight_dirs():
-        if (d / file_name).is_file():
-            return d / file_name
-    return None
 
 
 def resolve_backbone(card: ModelCard, explicit: Optional[PathLike] = None) -> str:
@@ -333,9 +318,3 @@ def _atomic_copy(src: Path, dst: Path) -> None:
         with open(src, "rb") as inp:
             shutil.copyfileobj(inp, out)
     atomic_write(dst, copy)
-
-
-def describe_weights(card: ModelCard) -> Tuple[Optional[Path], Optional[Path]]:
-    """(backbone, adapter) files found for ``card`` in the weights folders (None where missing)."""
-    adapter = find_weight(card.adapter_file) if card.adapter_file else None
-    return find_weight(card.backbone_file), adapter

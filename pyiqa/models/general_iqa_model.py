@@ -153,7 +153,7 @@ class GeneralIQAModel:
         """Only the trainable tensors (the frozen CLIP is never saved) plus what rebuilds the model."""
         return {"params": self.net.trainable_state_dict(),
                 "arch": {"type": self.opt["network"]["type"], **self.net.arch_options},
-                "iter": current_iter, "version": __version__, "config": self.opt}
+                "precision": self.precision, "iter": current_iter, "version": __version__, "config": self.opt}
 
     def training_state(self) -> Dict[str, Any]:
         return {"params": self.net.trainable_state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -12,7 +12,7 @@ def test_demo_yaml_builds_data_trains_and_reports_test_metrics(tmp_path):
                       cwd=tmp_path)
     assert (tmp_path / "datasets" / "demo" / "meta_info_demo.csv").is_file()  # built on first use
     assert "RANDOMLY INITIALISED" in proc.stdout and "NOT image quality" in proc.stdout
-    assert "26 iterations" in proc.stdout  # 2 epochs x 104 training images / batch 8
+    assert "22 iterations" in proc.stdout  # 2 epochs x 91 training images (70/10/20 split) / batch 8
     m = re.search(r"Test test \(final network, 26 images\): srcc: (-?[\d.]+)\s+plcc: (-?[\d.]+)", proc.stdout)
     assert m, proc.stdout[-2000:]
     assert -1 <= float(m.group(1)) <= 1 and -1 <= float(m.group(2)) <= 1

@@ -6,7 +6,7 @@ from PIL import Image
 from torchvision.transforms.functional import to_tensor
 
 import pyiqa
-from api_helpers import smooth_image, write_uniform_jpeg
+from inference_helpers import smooth_image, write_uniform_jpeg
 from pyiqa.data.image_io import decode_image
 from pyiqa.inference import DEFAULT_MAX_SIDE, InputError
 from pyiqa.utils.errors import DataError

@@ -9,9 +9,9 @@ import pytest
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the tests can `import api_helpers`
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # so the tests can `import inference_helpers`
 
-from api_helpers import smooth_image, write_backbone  # noqa: E402
+from inference_helpers import smooth_image, write_backbone  # noqa: E402
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import pyiqa
-from api_helpers import write_adapter, write_backbone
+from inference_helpers import write_adapter, write_backbone
 from pyiqa.cli import main
 from pyiqa.inference.weights import weight_dirs
 from pyiqa.utils.errors import CheckpointError

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torchvision.transforms.functional import to_tensor
 
 import pyiqa
-from api_helpers import write_adapter
+from inference_helpers import write_adapter
 from pyiqa.data.image_io import decode_image
 
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)

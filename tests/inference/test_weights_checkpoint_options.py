@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import pyiqa
-from api_helpers import write_adapter
+from inference_helpers import write_adapter
 from pyiqa.archs.uniqa_arch import UniQA
 from pyiqa.cli import main
 from pyiqa.utils.errors import CheckpointError

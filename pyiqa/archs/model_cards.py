@@ -1,0 +1,103 @@
+"""Model cards: the named inference configurations ``pyiqa.create_metric(name)`` builds.
+
+timm's pretrained configs, declared as data for the one UniQA class (``uniqa_arch.UniQA``, which
+re-exports this table). Kept in a module of its own that imports neither torch nor open_clip, so
+listing the metrics (``pyiqa --list``, ``pyiqa.list_models()``) takes a fraction of a second instead
+of the several seconds those imports cost. Weight files are looked up by name, never downloaded.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from typing import Any, Dict, List, Optional, Tuple
+
+from ..utils.errors import ConfigError
+
+BACKBONE_FILE = "UniQA_weight.pt"
+# The authors' public download pages of UniQA_weight.pt (their README); no direct-download URL exists.
+BACKBONE_DOWNLOAD_PAGES: Tuple[Tuple[str, str], ...] = (
+    ("Google Drive", "https://drive.google.com/file/d/1stL1EqYvjkThGDpfPWRQzvbA780FKM4n/view?usp=sharing"),
+    ("BaiduNetDisk", "https://pan.baidu.com/s/1XB55QtbimMojGDIJ8h8UnA?pwd=tnnq (code: tnnq)"),
+)
+# Joint embedding width of the released backbone (CLIP ViT-B/16): the adapter's input/output width.
+BACKBONE_EMBED_DIM = 512
+# IQA-PyTorch's metric modes: no-reference (one image) and full-reference (image + reference).
+METRIC_MODES = ("NR", "FR")
+_MULTI_CUE = ["quality", "blur", "noise", "lowhigh"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelCard:
+    """One named UniQA inference configuration.
+
+    Attributes:
+        name: the metric name (``pyiqa.create_metric(name)``).
+        description: one line for ``pyiqa --list``.
+        options: UniQA constructor options, without ``backbone`` and the test-crop options.
+        adapter_file: file name of the trained adapter + levels; ``None`` for zero-shot cards.
+        train_config: the YAML that trains that adapter (relative to the repository root).
+        lower_better: False: a higher score means better quality.
+        score_range: nominal range of the scores.
+        metric_mode: 'NR' (scores one image, no reference) or 'FR'; every UniQA card is NR.
+    """
+
+    name: str
+    description: str
+    options: Dict[str, Any]
+    adapter_file: Optional[str] = None
+    train_config: Optional[str] = None
+    lower_better: bool = False
+    score_range: Tuple[float, float] = (0.0, 1.0)
+    backbone_file: str = BACKBONE_FILE
+    arch: str = "UniQA"
+    metric_mode: str = "NR"
+
+
+def _adapter_card(dataset: str, label: str) -> ModelCard:
+    return ModelCard(
+        name=f"uniqa-{dataset}",
+        description=f"UniQA backbone + single-cue adapter trained on {label} (train it with our config)",
+        options=dict(prompts=["quality"], use_adapter=True, learnable_levels=True),
+        adapter_file=f"uniqa_{dataset}_adapter.pth",
+        train_config=f"options/train/UniQA/{dataset}.yml")
+
+
+MODEL_CARDS: Dict[str, ModelCard] = {card.name: card for card in (
+    ModelCard(name="uniqa",
+              description="zero-shot UniQA* (quality+blur+noise+low/high prompt ensemble, no adapter)",
+              options=dict(prompts=list(_MULTI_CUE), use_adapter=False, learnable_levels=False),
+              score_range=(0.2, 1.0)),
+    ModelCard(name="uniqa-single",
+              description="zero-shot UniQA with the quality prompts only (bad ... perfect image)",
+              options=dict(prompts=["quality"], use_adapter=False, learnable_levels=False),
+              score_range=(0.2, 1.0)),
+    _adapter_card("koniq", "KonIQ-10k"),
+    _adapter_card("livec", "LIVE Challenge"),
+    _adapter_card("spaq", "SPAQ"),
+    _adapter_card("ava", "AVA (aesthetics)"),
+)}
+
+
+def list_models(metric_mode: Optional[str] = None,
+                filter: Optional[str] = None) -> List[str]:  # noqa: A002  (IQA-PyTorch's argument name)
+    """Names ``create_metric`` accepts, sorted, as IQA-PyTorch's ``list_models`` answers.
+
+    Args:
+        metric_mode: 'NR' or 'FR' keeps the cards of that mode (every UniQA card is NR, so 'FR' gives
+            an empty list); None keeps all.
+        filter: a glob (``'uniqa-*'``) or a substring of the name.
+
+    Raises:
+        ConfigError: ``metric_mode`` is neither None, 'NR' nor 'FR'.
+    """
+    if metric_mode is not None and metric_mode not in METRIC_MODES:
+        hint = (f" To filter by name use list_models(filter={metric_mode!r})."
+                if isinstance(metric_mode, str) and metric_mode.upper() not in METRIC_MODES else "")
+        raise ConfigError(f"list_models: unknown metric_mode {metric_mode!r}; use one of "
+                          f"{list(METRIC_MODES)} or None (all).{hint}")
+    names = sorted(n for n, card in MODEL_CARDS.items()
+                   if metric_mode is None or card.metric_mode == metric_mode)
+    if filter:
+        wild = any(c in filter for c in "*?[")
+        names = [n for n in names if (fnmatch.fnmatch(n, filter) if wild else filter in n)]
+    return names
