@@ -45,7 +45,7 @@ def _rows(path):
 def test_checkpoint_precision_is_used_and_logged_and_outputs_are_friendly(bf16_run, demo_data):
     root, yml, best = bf16_run
     log = _test(root, yml)
-    assert f"Precision bf16: recorded in the checkpoint {best}" in log
+    assert f"Precision bf16: the training precision recorded in {best}" in log
     out = root / "results" / "bf16_eval"
     assert yaml.safe_load((out / "bf16_eval_options.yml").read_text())["precision"] == "bf16"
     assert "precision" not in yaml.safe_load(yml.read_text())  # the test YAML was not rewritten
@@ -97,6 +97,10 @@ def test_precision_rule(tmp_path):
     assert recorded_precision(str(default))[0] == "fp32"  # the trainer's default when none is named
     assert choose_precision(_opt(), [], CPU)[0] == "fp32"
     assert choose_precision(_opt(fp16), [], CPU)[0] == "fp32"  # fp16 needs CUDA: fp32, with a warning
+    resolved = tmp_path / "resolved.pth"  # what the trainer writes now: 'auto' made concrete when training
+    torch.save({"params": {}, "precision": "bf16", "config": {"precision": "auto"}}, resolved)
+    precision, why = choose_precision(_opt(resolved), [], CPU)
+    assert precision == "bf16" and why.startswith(f"the training precision recorded in {resolved}")
     bad = tmp_path / "bad.pth"
     torch.save({"params": {}, "config": {"precision": "fp8"}}, bad)
     with pytest.raises(ConfigError, match="bad.pth"):
