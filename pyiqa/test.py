@@ -131,13 +131,13 @@ def scatter_plot(path: Path, pred: Sequence[float], mos: Sequence[float], title:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    from .metrics.correlation import fit_logistic
+    from .metrics.correlation import logistic_fit
 
     p, t = np.asarray(pred, dtype=np.float64), np.asarray(mos, dtype=np.float64)
     fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
     ax.scatter(p, t, s=10, alpha=0.7, label=f"{len(p)} images")
     if len(p) > 4:  # the fit has 4 parameters: it needs more points than that
-        fitted = fit_logistic(p, t, "scatter plot")
+        fitted = logistic_fit(p, t, "scatter plot")
         if fitted is not p:  # the fit returns its input unchanged (and warns) when it fails
             order = np.argsort(p, kind="stable")
             ax.plot(p[order], fitted[order], color="C1", lw=1.5, label="4-parameter logistic fit")

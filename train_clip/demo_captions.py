@@ -19,11 +19,13 @@ from typing import Dict, List, Tuple, Union
 import pandas as pd
 
 from pyiqa.data.demo_dataset import build_demo_dataset
-from pyiqa.data.meta_info import read_split_pickle
+from pyiqa.data.splits import split_column_name
 from pyiqa.utils import dist
 from pyiqa.utils.errors import ConfigError
 
 logger = logging.getLogger(__name__)
+
+DEMO_SPLIT_RATIO = "712"  # train/val/test by scene, as options/train/UniQA/demo.yml
 
 LEVEL_WORDS = ("bad", "poor", "fair", "good", "perfect")  # the order of UniQA's score levels
 MOS_RANGE = (0.0, 100.0)
@@ -63,7 +65,9 @@ def captions_for(distortion: str, level: int, mos: float) -> List[str]:
 def write_demo_captions(root: Union[str, Path], split_index: int = 1, phase: str = "train") -> Path:
     """Build the demo images if needed and write ``<root>/clip_captions_split<k>_<phase>.json``.
 
-    Returns the path of the JSON list (the release's ``{"image_path", "prompt"}`` format).
+    The rows are those of ``phase`` in the 70/10/20 split columns (``ratio712_seed123_split_NN``) that the
+    adapter demo uses. Returns the path of the JSON list (the release's ``{"image_path", "prompt"}``
+    format).
     """
     root = Path(root)
     if dist.get_rank() == 0:
@@ -72,10 +76,12 @@ def write_demo_captions(root: Union[str, Path], split_index: int = 1, phase: str
     if dist.get_rank() != 0:
         info = build_demo_dataset(root)
     table = pd.read_csv(info["meta_info_file"])
-    split = read_split_pickle(info["split_file"], split_index)
-    if phase not in split:
-        raise ConfigError(f"Demo split {split_index} has no phase '{phase}'; phases: {sorted(split)}")
-    rows = list(split[phase])
+    # the 70/10/20 form the adapter demo trains with: its validation and test scenes are never captioned
+    # for training
+    column = split_column_name(split_index, DEMO_SPLIT_RATIO)
+    if phase not in ("train", "val", "test"):
+        raise ConfigError(f"Demo split phase must be train, val or test, got '{phase}'")
+    rows = table.index[table[column] == phase].tolist()
     entries = [{"image_path": table.at[r, "image_name"],
                 "prompt": captions_for(table.at[r, "distortion"], int(table.at[r, "level"]),
                                        float(table.at[r, "mos"]))} for r in rows]

@@ -95,7 +95,7 @@ def _logistic4_jac(x: np.ndarray, b1: float, b2: float, b3: float, b4: float) ->
     return np.stack([s, 1.0 - s, -ds / scale, -ds * z / scale * np.sign(b4)], axis=1)
 
 
-def fit_logistic(p: np.ndarray, t: np.ndarray, metric: str) -> np.ndarray:
+def logistic_fit(p: np.ndarray, t: np.ndarray, metric: str) -> np.ndarray:
     """Map ``p`` onto the scale of ``t`` with a fitted 4-parameter logistic (VQEG practice).
 
     Returns ``p`` unchanged, with a logged warning, when the fit fails or degenerates, so the caller
@@ -166,7 +166,7 @@ def calculate_plcc(pred: Any, target: Any, fit_logistic: bool = False) -> float:
     if _constant(p, t, "PLCC"):
         return float("nan")
     if fit_logistic:
-        p = fit_logistic(p, t, "PLCC")
+        p = logistic_fit(p, t, "PLCC")
     return float(stats.pearsonr(p, t).statistic)
 
 
@@ -207,5 +207,5 @@ def calculate_rmse(pred: Any, target: Any, fit_logistic: bool = False) -> float:
     _check_flag(fit_logistic, "fit_logistic", "RMSE")
     p, t = _prepare(pred, target, "RMSE")
     if fit_logistic:
-        p = fit_logistic(p, t, "RMSE")
+        p = logistic_fit(p, t, "RMSE")
     return float(np.sqrt(np.mean((p - t) ** 2)))
