@@ -18,6 +18,7 @@ from open_clip.model import CLIP
 
 from pyiqa.archs.clip_backbone import build_clip
 from pyiqa.utils.checkpoint import atomic_save
+from pyiqa.utils.entry import run_cli
 from pyiqa.utils.errors import CheckpointError, ConfigError
 from pyiqa.utils.precision import DTYPES
 
@@ -109,7 +110,7 @@ def export_state(state_path: Path, out: Path, dtype: str = "fp32") -> Path:
               vocab_size=int(sd["token_embedding.weight"].shape[0]))
     atomic_save(sd, out)
     build_clip(out, image_size=size)  # raises CheckpointError if the core cannot load it
-    logger.info("Exported step %s of %s to %s (%s)", state.get("step"), state_path, out, dtype)
+    logger.info("Exported step %s of %s to %s (%s)", state.get("iter", state.get("step")), state_path, out, dtype)
     return out
 
 
@@ -125,4 +126,4 @@ def main(argv: Optional[List[str]] = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main, logger_name="train_clip")  # a bad or refused file: one message, exit status 2
