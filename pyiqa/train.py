@@ -65,7 +65,7 @@ class Trainer:
             else:
                 self.eval_sets.append((key, phase, ds, build_dataloader(ds, d_opt, phase, where=where,
                                                                         device=run.device)))
-        if not any(phase == "val" for _, phase, _, _ in self.eval_sets):
+        if not self.has_val:
             logger.warning("No datasets.val* section: training without validation (no net_best.pth; "
                            "net_latest.pth and the test sets are written as usual)")
         self.iters_per_epoch = len(self.train_loader)
