@@ -22,7 +22,7 @@ from .metrics import DEFAULT_METRICS, lower_is_better
 from .models import GeneralIQAModel
 from .utils import dist
 from .utils.entry import run_cli
-from .utils.errors import ConfigError, TrainingError
+from .utils.errors import TrainingError
 from .engine.options import parse_options
 from .utils.options import dataset_phase
 from .utils.threads import configure_threads
@@ -158,9 +158,7 @@ class Trainer:
         val_opt = self.opt.get("val") or {}
         if self.rank == 0:
             metrics_opt = val_opt["metrics"]
-            key = val_opt.get("key_metric") or next(iter(metrics_opt))
-            if key not in metrics_opt:
-                raise ConfigError(f"val.key_metric '{key}' is not one of val.metrics: {list(metrics_opt)}")
+            key = val_opt.get("key_metric") or next(iter(metrics_opt))  # checked at start-up
             for name, phase, ds, loader in self.eval_sets:
                 if phase != "val":
                     continue

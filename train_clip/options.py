@@ -11,7 +11,7 @@ from typing import Any, Dict, Iterable
 
 from pyiqa.utils.errors import ConfigError
 from pyiqa.utils.experiment import check_run_name
-from pyiqa.utils.options import apply_overrides, check_section, load_yaml
+from pyiqa.utils.options import apply_overrides, check_int, check_section, load_yaml
 from pyiqa.utils.precision import check_precision
 
 # section -> {key: required?}
@@ -60,26 +60,26 @@ def validate(opt: Dict[str, Any]) -> None:
         raise ConfigError("'model.pretrained' needs 'model.model_name' (the open_clip architecture the "
                           "checkpoint is for); for an OpenAI-format file use 'model.backbone' instead")
     for key in ("lock_vision_blocks", "lock_text_blocks"):
-        _int(model.get(key, 0), f"model.{key}", minimum=0)
+        check_int(model.get(key, 0), f"model.{key}", 0, integral_floats=False)
 
     data = check_section(opt["data"], DATA, "data")
     if not isinstance(data["train"], list) or not data["train"]:
         raise ConfigError("'data.train' must be a non-empty list of sources, e.g. "
                           "[{type: json, path: captions.json}]")
-    _int(data.get("num_workers", 0), "data.num_workers", minimum=0)
+    check_int(data.get("num_workers", 0), "data.num_workers", 0, integral_floats=False)
     frac = data.get("max_failed_fraction", 0.01)
     if not isinstance(frac, (int, float)) or not 0 <= frac < 1:
         raise ConfigError(f"'data.max_failed_fraction' must be a number in [0, 1), got {frac!r}")
 
     train = check_section(opt["train"], TRAIN, "train")
-    _int(train["batch_size"], "train.batch_size", minimum=1)
-    _int(train.get("accum_steps", 1), "train.accum_steps", minimum=1)
+    check_int(train["batch_size"], "train.batch_size", 1, integral_floats=False)
+    check_int(train.get("accum_steps", 1), "train.accum_steps", 1, integral_floats=False)
     if (train.get("total_steps") is None) == (train.get("epochs") is None):
         raise ConfigError("Set exactly one of 'train.total_steps' and 'train.epochs' (how long to train)")
     for key in ("total_steps", "epochs"):
         if train.get(key) is not None:
-            _int(train[key], f"train.{key}", minimum=1)
-    _int(train.get("warmup_steps", 0), "train.warmup_steps", minimum=0)
+            check_int(train[key], f"train.{key}", 1, integral_floats=False)
+    check_int(train.get("warmup_steps", 0), "train.warmup_steps", 0, integral_floats=False)
     for key in ("lr", "eps", "weight_decay", "min_lr", "grad_clip_norm"):
         if train.get(key) is not None:
             _number(train[key], f"train.{key}")
@@ -115,12 +115,6 @@ def per_rank_batch(global_batch: int, world_size: int, accum_steps: int) -> int:
         raise ConfigError(f"train.batch_size / world size = {per_rank} images per process is not "
                           f"divisible by train.accum_steps={accum_steps}")
     return per_rank
-
-
-def _int(value: Any, where: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"'{where}' must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _number(value: Any, where: str) -> float:

@@ -12,6 +12,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..utils.errors import ConfigError, DataError
+from ..utils.options import check_int
 from ..utils.registry import DATASET_REGISTRY
 from .resumable_sampler import ResumableSampler
 
@@ -98,8 +99,10 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], phase: str, seed: in
         ConfigError: a bad batch size or worker count, or a batch larger than this rank's images.
     """
     where = where or f"datasets.{phase}"
-    batch_size = _int(opt.get("batch_size_per_gpu", 1), f"{where}.batch_size_per_gpu", minimum=1)
-    workers = _int(opt.get("num_worker_per_gpu", 0), f"{where}.num_worker_per_gpu", minimum=0)
+    batch_size = check_int(opt.get("batch_size_per_gpu", 1), f"{where}.batch_size_per_gpu", 1,
+                           integral_floats=False)
+    workers = check_int(opt.get("num_worker_per_gpu", 0), f"{where}.num_worker_per_gpu", 0,
+                        integral_floats=False)
     shuffle = opt.get("use_shuffle", True)
     if not isinstance(shuffle, bool):
         raise ConfigError(f"'{where}.use_shuffle' must be true or false, got {shuffle!r}")
@@ -121,9 +124,3 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], phase: str, seed: in
     logger.debug("%s loader: %d images, batch %d, %d workers, %d batches per epoch", where, len(dataset),
                  batch_size, workers, len(loader))
     return loader
-
-
-def _int(value: Any, where: str, minimum: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ConfigError(f"'{where}' must be an integer >= {minimum}, got {value!r}")
-    return value

@@ -77,7 +77,7 @@ def load_yaml(path: str | Path) -> Dict[str, Any]:
         raise ConfigError(f"Option file not found: {path}")
     try:
         with open(path, "r", encoding="utf-8") as f:
-            opt = yaml.load(f, Loader=UniqueKeyLoader)
+            opt = yaml.load(f, Loader=UniqueKeyLoader)  # a yaml.SafeLoader: plain data only, no objects
     except yaml.YAMLError as e:
         raise ConfigError(f"Option file {path} is not valid YAML: {e}") from e
     if not isinstance(opt, dict):
@@ -140,13 +140,13 @@ def check_section(section: Any, schema: Mapping[str, bool], where: str = "",
     return section
 
 
-def check_int(value: Any, where: str, minimum: int, integral_floats: bool = True) -> None:
+def check_int(value: Any, where: str, minimum: int, integral_floats: bool = True) -> int:
     """An integer >= minimum; with ``integral_floats`` also 200.0 (the release writes ``!!float 200``)."""
     ok = isinstance(value, int) and not isinstance(value, bool)
     if integral_floats and isinstance(value, float):
         ok = math.isfinite(value) and value.is_integer()
     if ok and value >= minimum:
-        return
+        return int(value)
     hint = ""
     if isinstance(value, str) and as_number(value) is not None:
         hint = f" (YAML reads {value} as text: write it as a plain integer" + (
