@@ -25,6 +25,7 @@ setup(
         "tensorboard",
         "matplotlib",
         "scikit-image",
+        "openpyxl",      # pandas.read_excel: SPAQ, CSIQ and AGIQA annotations ship as XLSX
     ],
     extras_require={"test": ["pytest"]},
     entry_points={"console_scripts": ["pyiqa=pyiqa.cli:main", "pyiqa-train=pyiqa.train:cli",

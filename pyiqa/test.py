@@ -104,8 +104,8 @@ def meta_rows(ds: Any, paths: Sequence[str]) -> Tuple[List[str], List[float]]:
         if row is None:
             raise DataError(f"{ds.name}: predicted image '{path}' is not a row of the meta CSV "
                             f"'{ds.meta_info_file}' (a dataset class changing img_path?)")
-        names.append(str(ds.table.iat[row, 0]))
-        mos.append(float(ds.table.iat[row, 1]))
+        names.append(ds.image_name(row))
+        mos.append(ds.mos(row))
     return names, mos
 
 

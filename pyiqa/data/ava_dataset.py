@@ -93,7 +93,7 @@ class AVADataset(GeneralNRDataset):
         if empty.size:
             row = int(empty[0])
             raise DataError(f"AVA meta CSV '{self.meta_info_file}': row {self.csv_row(row)} "
-                            f"(line {self.csv_row(row) + 2}, image '{self.table.iat[row, 0]}') has all "
+                            f"(line {self.csv_row(row) + 2}, image '{self.image_name(row)}') has all "
                             f"{NUM_BINS} vote counts zero ({empty.size} such row(s) selected)")
         self.vote_dist = (votes / np.maximum(totals, 1)[:, None]).astype(np.float32)
 

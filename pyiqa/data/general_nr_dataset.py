@@ -18,7 +18,7 @@ from ..utils.errors import ConfigError, DataError
 from ..utils.registry import DATASET_REGISTRY
 from .image_io import decode_image, to_tensor
 from .failures import load_or_replace, sample_seed
-from .meta_info import Split, read_meta_info
+from .meta_info import Split, meta_columns, read_meta_info
 from .splits import select_rows
 from .transforms import RANDOM_KEYS, build_transform
 
@@ -43,7 +43,9 @@ class GeneralNRDataset(Dataset):
     Args:
         name: dataset name for logs.
         dataroot_target: folder the CSV's image names are relative to.
-        meta_info_file: meta_info CSV (column 0 image name, column 1 MOS).
+        meta_info_file: meta_info CSV (by default column 0 image name, column 1 MOS).
+        img_column, mos_column: the CSV's image and MOS columns by name, for CSVs in another layout
+            (pyiqa's synthetic-distortion sets: ``img_column: dist_name``, ``mos_column: dmos``).
         phase: 'train', 'val' or 'test'; picks the split list.
         split_file, split_index, split_ratio, split_column, override_phase: which rows; pyiqa's rules,
             see :mod:`pyiqa.data.splits`.
@@ -63,6 +65,7 @@ class GeneralNRDataset(Dataset):
     skip_rows = 0
 
     def __init__(self, name: str, dataroot_target: str, meta_info_file: str, phase: str = "train",
+                 img_column: Optional[str] = None, mos_column: Optional[str] = None,
                  split_file: Optional[str] = None, split_index: Optional[Union[int, str]] = None,
                  split_ratio: Union[int, str] = "802", split_column: Optional[str] = None,
                  override_phase: Optional[str] = None, mos_range: Optional[Sequence[float]] = None,
@@ -89,7 +92,8 @@ class GeneralNRDataset(Dataset):
             raise DataError(f"'{where}.dataroot_target' {self.dataroot} is not a folder "
                             f"({'a file' if self.dataroot.exists() else 'it does not exist'})")
 
-        table = read_meta_info(self.meta_info_file)
+        table = read_meta_info(self.meta_info_file, img_column, mos_column)
+        self.img_column, self.mos_column = meta_columns(table, self.meta_info_file, img_column, mos_column)
         if len(table) <= self.skip_rows:
             raise DataError(f"Meta info CSV '{self.meta_info_file}' has {len(table)} rows; "
                             f"{type(self).__name__} drops the first {self.skip_rows}")
@@ -102,7 +106,7 @@ class GeneralNRDataset(Dataset):
         self._validate_rows(rows)
         self._check_images_exist(rows, where)
         self.rows: List[int] = rows * dataset_enlarge_ratio
-        mos = self.table.iloc[rows, 1].to_numpy(dtype=np.float64)
+        mos = self.table[self.mos_column].iloc[rows].to_numpy(dtype=np.float64)
         self.labels = {r: np.float32(v) for r, v in zip(rows, self._to_label(mos))}
         self._warn_out_of_range(mos)
 
@@ -125,7 +129,7 @@ class GeneralNRDataset(Dataset):
         """Hook for subclasses to check the selected rows' extra columns at construction time."""
 
     def _check_images_exist(self, rows: List[int], where: str) -> None:
-        missing = [str(self.table.iat[r, 0]) for r in dict.fromkeys(rows) if not self.image_path(r).is_file()]
+        missing = [self.image_name(r) for r in dict.fromkeys(rows) if not self.image_path(r).is_file()]
         if missing:
             raise DataError(f"{where}: {len(missing)} of the {len(set(rows))} images that meta CSV "
                             f"'{self.meta_info_file}' lists for this phase are missing under "
@@ -157,8 +161,16 @@ class GeneralNRDataset(Dataset):
         """Meta CSV data row (0-based, header excluded) of dataset row ``row``."""
         return row + self.skip_rows
 
+    def image_name(self, row: int) -> str:
+        """The meta CSV's image entry of dataset row ``row`` (relative to ``dataroot_target``)."""
+        return str(self.table[self.img_column].iat[row])
+
+    def mos(self, row: int) -> float:
+        """The raw MOS of dataset row ``row``, as the CSV gives it."""
+        return float(self.table[self.mos_column].iat[row])
+
     def image_path(self, row: int) -> Path:
-        return self.dataroot / str(self.table.iat[row, 0])
+        return self.dataroot / self.image_name(row)
 
     def __len__(self) -> int:
         return len(self.rows)

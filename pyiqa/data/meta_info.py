@@ -1,7 +1,9 @@
 """Read pyiqa meta_info CSVs and train/val/test splits, failing with messages that locate the problem.
 
-Meta CSV: a header line, then one row per image; column 0 = image path relative to the dataset folder,
-column 1 = MOS, further columns free (split columns, vote counts, ...). "Row i" in this module is the
+Meta CSV: a header line, then one row per image; by default column 0 = image path relative to the
+dataset folder and column 1 = MOS, further columns free (split columns, vote counts, ...). pyiqa's CSVs
+of synthetic-distortion sets put the reference first (``ref_name, dist_name, mos``): name the columns
+(``image_column='dist_name'``) to read them unchanged. "Row i" in this module is the
 0-based data row (the index split pickles use); the file line is i + 2.
 
 Split pickle: ``{split_index: {'train': [row, ...], 'val': [...], 'test': [...]}}``. It is read with a
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import pandas as pd
 
@@ -26,12 +28,17 @@ SPLIT_NAMES = ("train", "val", "test")
 Split = Dict[str, List[int]]
 
 
-def read_meta_info(path: PathLike) -> pd.DataFrame:
-    """Load a meta_info CSV; column 0 becomes ``str`` and column 1 ``float64`` (checked).
+def read_meta_info(path: PathLike, image_column: Optional[str] = None,
+                   mos_column: Optional[str] = None) -> pd.DataFrame:
+    """Load a meta_info CSV; the image column is stripped text and the MOS column ``float64`` (checked).
+
+    Args:
+        image_column, mos_column: column names; None = the first and the second column.
 
     Raises:
-        DataError: missing/unparsable file, fewer than 2 columns, no rows, empty image name, or a MOS
-            that is not a number (naming the CSV, the row and the value).
+        DataError: missing/unparsable file, fewer than 2 columns, a named column that does not exist
+            (the columns are listed), no rows, empty image name, or a MOS that is not a number (naming
+            the CSV, the row and the value).
     """
     path = Path(path)
     if not path.is_file():
@@ -46,7 +53,7 @@ def read_meta_info(path: PathLike) -> pd.DataFrame:
                         f"found {list(table.columns)}")
     if len(table) == 0:
         raise DataError(f"Meta info CSV '{path}' has a header but no rows")
-    name_col, mos_col = table.columns[0], table.columns[1]
+    name_col, mos_col = meta_columns(table, path, image_column, mos_column)
     table[name_col] = table[name_col].str.strip()
     empty = table.index[table[name_col] == ""]
     if len(empty):
@@ -61,6 +68,23 @@ def read_meta_info(path: PathLike) -> pd.DataFrame:
                         f"({len(bad)} bad row(s) in total)")
     table[mos_col] = mos.astype("float64")
     return table
+
+
+def meta_columns(table: pd.DataFrame, path: PathLike, image_column: Optional[str] = None,
+                 mos_column: Optional[str] = None) -> Tuple[str, str]:
+    """(image column, MOS column) of a meta table: the named ones (checked) or the first two."""
+    chosen = []
+    for given, default, what in ((image_column, 0, "image_column"), (mos_column, 1, "mos_column")):
+        if given is None:
+            chosen.append(table.columns[default])
+        elif given in table.columns:
+            chosen.append(given)
+        else:
+            raise DataError(f"Meta info CSV '{path}' has no column '{given}' ({what}); its columns: "
+                            f"{list(table.columns)}")
+    if chosen[0] == chosen[1]:
+        raise DataError(f"Meta info CSV '{path}': image and MOS column are both '{chosen[0]}'")
+    return chosen[0], chosen[1]
 
 
 def numeric_columns(table: pd.DataFrame, columns: Sequence[str], csv_path: PathLike) -> pd.DataFrame:

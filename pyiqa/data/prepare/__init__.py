@@ -1,0 +1,12 @@
+"""Dataset preparers: the files users download -> pyiqa meta CSVs, seeded splits, few-label subsets.
+
+``python scripts/prepare_dataset.py NAME --root DIR`` runs :func:`prepare`. One module per dataset
+registers its :class:`Preparer`; they are imported here explicitly (no folder scanning), so adding a
+dataset is one small module plus one line below.
+"""
+from .registry import PREPARERS, Annotations, Preparer, get_preparer, register, require
+from . import aadb, agiqa1k, agiqa3k, ava, csiq, flive, kadid10k, koniq10k, live, livec, spaq, tid2013  # noqa: F401,E402
+from .pipeline import Report, pickle_name, prepare  # noqa: E402
+
+__all__ = ["PREPARERS", "Annotations", "Preparer", "Report", "get_preparer", "pickle_name", "prepare",
+           "register", "require"]

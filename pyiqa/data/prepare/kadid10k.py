@@ -1,0 +1,43 @@
+"""KADID-10k (Lin et al., QoMEX 2019): 10,125 images, 81 references x 25 distortions x 5 levels.
+
+Published layout: ``dmos.csv`` (header ``dist_img,ref_img,dmos,var``) and ``images/`` holding both the
+references (``I01.png``) and the distorted images (``I01_01_01.png``: reference, distortion type
+1-25, level 1-5). Despite its name the ``dmos`` column is a mean opinion score on 1-5, higher = better.
+pyiqa's CSV is ``ref_name,dist_name,dmos,std`` with ``std`` copied from the ``var`` column; we add the
+distortion type and level parsed from the file name.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ...utils.errors import DataError
+from .registry import Annotations, Preparer, register, require
+
+EXPECTS = "dmos.csv and images/ (I01.png ..., I01_01_01.png ...)"
+
+
+def read(root: Path) -> Annotations:
+    path = require(root, "dmos.csv", "KADID-10k", EXPECTS)
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    need = ["dist_img", "ref_img", "dmos", "var"]
+    if list(raw.columns[:4]) != need:
+        raise DataError(f"KADID-10k: '{path}' must start with columns {need}, found {list(raw.columns)}")
+    parts = raw["dist_img"].str.extract(r"^I\d+_(\d+)_(\d+)\.")
+    if parts.isna().any().any():
+        row = int(parts.isna().any(axis=1).to_numpy().nonzero()[0][0])
+        raise DataError(f"KADID-10k: '{path}' line {row + 2}: image name {raw['dist_img'][row]!r} is not "
+                        f"of the form I<ref>_<type>_<level>.png")
+    table = pd.DataFrame({"ref_name": raw["ref_img"], "dist_name": raw["dist_img"],
+                          "dmos": pd.to_numeric(raw["dmos"], errors="coerce"), "std": raw["var"],
+                          "distortion_type": parts[0].astype(int), "distortion_level": parts[1].astype(int)})
+    if table["dmos"].isna().any():
+        row = int(table["dmos"].isna().to_numpy().nonzero()[0][0])
+        raise DataError(f"KADID-10k: '{path}' line {row + 2}: dmos {raw['dmos'][row]!r} is not a number")
+    return Annotations(table, reference_column="ref_name")
+
+
+register(Preparer(name="kadid10k", title="KADID-10k", meta_file="meta_info_KADID10kDataset.csv",
+                  image_dir="images", expects=EXPECTS, read=read, mos_range=(1.0, 5.0), mos_column="dmos",
+                  image_column="dist_name", lower_better=False, size=10125))

@@ -1,0 +1,182 @@
+"""From a preparer's annotations to the files the configs read: meta CSV, split pickles, subsets.
+
+``prepare(name, root, out)`` writes into ``out``:
+
+* ``meta_info_<Name>Dataset.csv``: pyiqa's columns for the dataset, then ten 80/20 split columns
+  ``ratio802_seed123_split_01..10`` (train/test), ten 70/10/20 columns ``ratio712_seed123_split_01..10``
+  (train/val/test) and, where the dataset defines one, ``official_split``;
+* ``<name>_ratio802_seed123.pkl`` and ``<name>_ratio712_seed123.pkl``: the same splits as pyiqa split
+  pickles ``{1..10: {'train', 'val', 'test'}}``; ``<name>_official.pkl`` = ``{1: official split}``;
+* ``<name>_fewlabel{N}_seed123.pkl``: repeat k (1..10) trains on N images drawn from the train part of
+  80/20 split k and tests on that split's test part (select a repeat with ``split_index: k``).
+
+Rows whose image is missing on disk are reported and left out before any split is drawn. Every file is
+written atomically and only when its bytes change, so a re-run is a no-op.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+import tempfile
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+from ...utils.errors import DataError, OutputError
+from ..meta_info import SPLIT_NAMES, Split
+from .registry import Annotations, Preparer, get_preparer
+from .split_maker import FEW_LABELS, RATIOS, SEED, few_label_splits, random_splits, split_columns
+
+logger = logging.getLogger(__name__)
+
+OFFICIAL_COLUMN = "official_split"
+PROGRESS_MIN_IMAGES = 2000
+
+
+@dataclasses.dataclass
+class Report:
+    """What ``prepare`` did: row counts, missing images, the files written and the dataroot to use."""
+
+    name: str
+    rows: int
+    missing: List[str]
+    dataroot: Path
+    files: List[Path]
+    written: List[Path]
+    split_sizes: Dict[str, Dict[str, int]]
+    few_label_skipped: List[int]
+
+
+def pickle_name(name: str, kind: str) -> str:
+    """File name of a split pickle: kind is 'ratio802', 'ratio712', 'official' or 'fewlabel50'."""
+    return f"{name}_{kind}.pkl" if kind == "official" else f"{name}_{kind}_seed{SEED}.pkl"
+
+
+def prepare(name: str, root: os.PathLike, out: os.PathLike,
+            few_labels: Sequence[int] = FEW_LABELS) -> Report:
+    """Prepare dataset ``name`` whose download is under ``root``; write the files into ``out``.
+
+    Raises:
+        ConfigError: unknown dataset name.
+        DataError: ``root`` is not a folder, an annotation file is missing or malformed, or none of
+            the listed images exists.
+        OutputError: ``out`` cannot be written.
+    """
+    preparer = get_preparer(name)
+    root, out = Path(root), Path(out)
+    if not root.is_dir():
+        raise DataError(f"{preparer.title}: --root '{root}' is not a folder "
+                        f"({'a file' if root.exists() else 'it does not exist'}); it must hold: "
+                        f"{preparer.expects}")
+    annotations = preparer.read(root)
+    table, lead = _check_table(annotations, preparer)
+    dataroot = root / preparer.image_dir
+    if not dataroot.is_dir():
+        raise DataError(f"{preparer.title}: image folder '{dataroot}' does not exist; --root must hold: "
+                        f"{preparer.expects}")
+    table, official, missing = _drop_missing(table, annotations, lead, dataroot, preparer)
+    body = table.iloc[lead:]
+    groups = None if annotations.reference_column is None else body[annotations.reference_column].astype(str)
+    splits = {ratio: random_splits(len(body), ratio, groups) for ratio in RATIOS}
+    columns = [split_columns(splits[ratio], len(body), ratio, offset=lead) for ratio in RATIOS]
+    csv_table = pd.concat([table.reset_index(drop=True)] + columns, axis=1)
+    pickles: Dict[str, Dict[int, Split]] = {f"ratio{r}": s for r, s in splits.items()}
+    if official is not None:
+        if OFFICIAL_COLUMN not in csv_table.columns:
+            csv_table[OFFICIAL_COLUMN] = [""] * lead + official.tolist()
+        pickles["official"] = {1: {part: np.flatnonzero(official.to_numpy() == part).tolist()
+                                   for part in SPLIT_NAMES}}
+    skipped = []
+    for n in few_labels:
+        try:
+            pickles[f"fewlabel{n}"] = few_label_splits(splits["802"], n)
+        except ValueError as exc:
+            skipped.append(n)
+            logger.warning("%s: no %d-label subsets: %s", preparer.title, n, exc)
+
+    files = {out / preparer.meta_file: csv_table.to_csv(index=False, lineterminator="\n").encode()}
+    for kind, value in pickles.items():
+        files[out / pickle_name(preparer.name, kind)] = pickle.dumps(_plain(value), protocol=4)
+    written = [path for path, data in files.items() if write_if_changed(path, data)]
+    sizes = {kind: {part: len(rows) for part, rows in value[1].items()} for kind, value in pickles.items()}
+    report = Report(preparer.name, len(body), missing, dataroot, list(files), written, sizes, skipped)
+    logger.info("%s: %d images (%d missing), %d files in '%s' (%d changed); dataroot_target: %s",
+                preparer.title, len(body), len(missing), len(files), out, len(written), dataroot)
+    return report
+
+
+def _check_table(annotations: Annotations, preparer: Preparer):
+    table = annotations.table.reset_index(drop=True)
+    for column in (preparer.image_column, preparer.mos_column, annotations.reference_column):
+        if column is not None and column not in table.columns:
+            raise DataError(f"{preparer.title} preparer: column '{column}' missing from its table "
+                            f"{list(table.columns)}")
+    lead = annotations.leading_rows
+    if annotations.official_split is not None and len(annotations.official_split) != len(table) - lead:
+        raise DataError(f"{preparer.title} preparer: official split has {len(annotations.official_split)} "
+                        f"entries for {len(table) - lead} rows")
+    if annotations.official_split is not None:
+        bad = sorted(set(map(str, annotations.official_split)) - set(SPLIT_NAMES))
+        if bad:
+            raise DataError(f"{preparer.title} preparer: official split values {bad}; expected {list(SPLIT_NAMES)}")
+    names = table[preparer.image_column].astype(str)
+    dup = names[names.duplicated()]
+    if len(dup):
+        raise DataError(f"{preparer.title}: image '{dup.iloc[0]}' is listed {int((names == dup.iloc[0]).sum())} "
+                        f"times in the annotations ({len(dup)} duplicate row(s))")
+    return table, lead
+
+
+def _drop_missing(table: pd.DataFrame, annotations: Annotations, lead: int, dataroot: Path,
+                  preparer: Preparer):
+    """Leave out benchmark rows whose image is not a file under ``dataroot``; warn with a count."""
+    names = table[preparer.image_column].astype(str).tolist()
+    found = [(dataroot / n).is_file() for n in tqdm(
+        names, desc=f"{preparer.title}: checking images", unit="img",
+        disable=len(names) < PROGRESS_MIN_IMAGES or None)]
+    found = np.asarray(found, dtype=bool)
+    keep = found.copy()
+    keep[:lead] = True  # rows outside the benchmark stay, so the row offset stays what readers expect
+    missing = [n for n, ok in zip(names[lead:], found[lead:]) if not ok]
+    if missing and len(missing) == len(names) - lead:
+        raise DataError(f"{preparer.title}: none of the {len(missing)} images listed is under '{dataroot}' "
+                        f"(first expected: {dataroot / missing[0]}); is --root the folder that holds "
+                        f"{preparer.expects}?")
+    if missing:
+        logger.warning("%s: %d of %d listed images are missing under '%s' and are left out, e.g. %s",
+                       preparer.title, len(missing), len(names) - lead, dataroot, missing[:10])
+    official = annotations.official_split
+    if official is not None:
+        official = pd.Series(np.asarray(official, dtype=object)[keep[lead:]]).astype(str)
+    return table[keep].reset_index(drop=True), official, missing
+
+
+def _plain(value):
+    """Python ints and lists only, so the pickle loads with the restricted split-file unpickler."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return [int(v) for v in value]
+
+
+def write_if_changed(path: Path, data: bytes) -> bool:
+    """Atomically write ``data`` to ``path`` unless it already holds exactly that; True if written."""
+    try:
+        if path.is_file() and path.read_bytes() == data:
+            return False
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OutputError(f"cannot write '{path}': {exc}") from exc
+    return True
