@@ -54,6 +54,7 @@ class ModelCard:
 
 
 def _adapter_card(dataset: str, label: str) -> ModelCard:
+    """Card of the single-cue adapter that ``options/train/UniQA/<dataset>.yml`` trains."""
     return ModelCard(
         name=f"uniqa-{dataset}",
         description=f"UniQA backbone + single-cue adapter trained on {label} (train it with our config)",
@@ -61,6 +62,14 @@ def _adapter_card(dataset: str, label: str) -> ModelCard:
         adapter_file=f"uniqa_{dataset}_adapter.pth",
         train_config=f"options/train/UniQA/{dataset}.yml")
 
+
+#: (config / card suffix, dataset) of every dataset with a shipped training config. Adapters predict
+#: the normalised label (1 = best), so every card scores higher = better, DMOS sets included.
+ADAPTER_DATASETS = (
+    ("koniq", "KonIQ-10k"), ("livec", "LIVE Challenge"), ("spaq", "SPAQ"), ("flive", "FLIVE (PaQ-2-PiQ)"),
+    ("tid2013", "TID2013"), ("csiq", "CSIQ"), ("kadid10k", "KADID-10k"), ("live", "LIVE IQA"),
+    ("agiqa3k", "AGIQA-3K"), ("agiqa1k", "AGIQA-1K"), ("ava", "AVA (aesthetics)"), ("aadb", "AADB (aesthetics)"),
+)
 
 MODEL_CARDS: Dict[str, ModelCard] = {card.name: card for card in (
     ModelCard(name="uniqa",
@@ -71,10 +80,7 @@ MODEL_CARDS: Dict[str, ModelCard] = {card.name: card for card in (
               description="zero-shot UniQA with the quality prompts only (bad ... perfect image)",
               options=dict(prompts=["quality"], use_adapter=False, learnable_levels=False),
               score_range=(0.2, 1.0)),
-    _adapter_card("koniq", "KonIQ-10k"),
-    _adapter_card("livec", "LIVE Challenge"),
-    _adapter_card("spaq", "SPAQ"),
-    _adapter_card("ava", "AVA (aesthetics)"),
+    *(_adapter_card(dataset, label) for dataset, label in ADAPTER_DATASETS),
 )}
 
 
