@@ -35,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
 # Where options/ lives in a source checkout (the training configs named in the error messages).
-REPO_ROOT = Path(__file__).resolve().parents[2]
 ADAPTER_KEYS = ("adapter.fc.0.weight", "adapter.fc.2.weight", "score_level")
 # UniQA options a checkpoint stores that are choices of the run using it, never taken from the file:
 # the backbone file is the one resolved now; the test crops are create_metric's arguments.
@@ -101,11 +100,7 @@ def resolve_adapter(card: ModelCard, explicit: Optional[PathLike] = None) -> Opt
     found = find_weight(card.adapter_file)
     if found is not None:
         return found
-    config = card.train_config or "options/train/UniQA/koniq.yml"
-    how = (f"python train.py -opt {config}" if (REPO_ROOT / config).is_file() else
-           f"copy options/train/UniQA/koniq.yml to {config} (no config ships for this dataset yet), "
-           f"point its datasets at the {card.name.split('-', 1)[-1]} images, then "
-           f"python train.py -opt {config}")
+    how = f"python train.py -opt {card.train_config}"
     raise CheckpointError(
         f"'{card.name}' needs its trained adapter '{card.adapter_file}', not found. Looked in:\n"
         f"{_looked_in(card.adapter_file)}\n"

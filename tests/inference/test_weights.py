@@ -72,7 +72,7 @@ def test_missing_adapter_says_how_to_make_it(weights_env, backbone_file):
     assert "uniqa_koniq_adapter.pth" in msg and str(weights_env[0]) in msg
     assert "python train.py -opt options/train/UniQA/koniq.yml" in msg
     assert "pyiqa install-weights uniqa-koniq" in msg
-    with pytest.raises(CheckpointError, match="(?s)uniqa_spaq_adapter.pth.*no config ships"):
+    with pytest.raises(CheckpointError, match="(?s)uniqa_spaq_adapter.pth.*train.py -opt options/train/UniQA/spaq.yml"):
         pyiqa.create_metric("uniqa-spaq")
 
 
