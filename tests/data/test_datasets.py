@@ -193,6 +193,25 @@ def test_meta_csv_errors(tmp_path):
         read_meta_info(tmp_path / "bad.csv")
 
 
+def test_named_columns_read_a_reference_first_csv(tmp_path):
+    """pyiqa's synthetic-set layout (ref_name, dist_name, dmos): image and MOS named, not positional."""
+    names = make_images(tmp_path, 4)
+    csv = write_csv(tmp_path / "fr.csv", ["ref_name", "dist_name", "dmos", "std"],
+                    [("ref.png", n, 0.2 * (i + 1), 0.01) for i, n in enumerate(names)])
+    opt = dict(type="GeneralNRDataset", name="fr", dataroot_target=str(tmp_path), meta_info_file=str(csv),
+               img_column="dist_name", mos_column="dmos", mos_range=[0, 1], lower_better=True,
+               mos_normalize=True)
+    ds = build_dataset(opt, "test", "datasets.test")
+    assert [Path(ds[i]["img_path"]).name for i in range(4)] == [Path(n).name for n in names]
+    assert mos_of(ds) == pytest.approx([0.8, 0.6, 0.4, 0.2])  # DMOS flipped: 1 = best
+    assert (ds.image_name(0), ds.mos(0)) == (names[0], 0.2)
+    with pytest.raises(DataError, match=r"fr\.csv' has no column 'dist' \(image_column\); its columns: "
+                                        r"\['ref_name', 'dist_name', 'dmos', 'std'\]"):
+        build_dataset({**opt, "img_column": "dist"}, "test", "datasets.test")
+    with pytest.raises(DataError, match=r"has MOS 'imgs/img00.jpg' in column 'dist_name'"):
+        build_dataset({**opt, "img_column": None, "mos_column": None}, "test", "datasets.test")
+
+
 def test_split_errors(nr, tmp_path):
     root, opt, pkl = nr
     with pytest.raises(DataError, match=r"split_index 5; available: \[1, 2\]"):
