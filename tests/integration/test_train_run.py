@@ -14,6 +14,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers import REPO, run_script, train_options, write_yaml
+from pyiqa.utils.errors import ConfigError, PyiqaError
 
 TRAINABLE_KEYS = {"adapter.fc.0.weight", "adapter.fc.2.weight", "score_level"}
 
@@ -178,15 +179,15 @@ def test_cpu_fallback_warning_and_clear_errors(tmp_path, demo_data, tiny_backbon
                        str(tmp_path)], cwd=tmp_path,
                       env_extra={"CUDA_VISIBLE_DEVICES": ""})
     assert "num_gpu: 1 but CUDA is not available: training on CPU" in proc.stdout
+    # user mistakes stop before training, naming the key or file (in-process: the same main(argv))
+    from pyiqa.train import main
     opt["train"]["optim"]["betas_typo"] = [0.9, 0.99]
-    proc = run_script([str(REPO / "train.py"), "-opt", str(write_yaml(tmp_path / "e.yml", opt)), "--root",
-                       str(tmp_path)], cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "train.optim.betas_typo" in proc.stderr
+    with pytest.raises(ConfigError, match=r"train\.optim\.betas_typo"):
+        main(["-opt", str(write_yaml(tmp_path / "e.yml", opt)), "--root", str(tmp_path)])
     opt["train"]["optim"].pop("betas_typo")
     opt["network"]["backbone"] = str(tmp_path / "nowhere.pt")
-    proc = run_script([str(REPO / "train.py"), "-opt", str(write_yaml(tmp_path / "e.yml", opt)), "--root",
-                       str(tmp_path)], cwd=tmp_path, check=False)
-    assert proc.returncode == 2 and "nowhere.pt" in proc.stderr
+    with pytest.raises(PyiqaError, match="nowhere.pt"):
+        main(["-opt", str(write_yaml(tmp_path / "e.yml", opt)), "--root", str(tmp_path)])
 
 
 def test_torchrun_two_processes_gloo(tmp_path, demo_data, tiny_backbone):
