@@ -27,7 +27,11 @@ setup(
         "scikit-image",
         "openpyxl",      # pandas.read_excel: SPAQ, CSIQ and AGIQA annotations ship as XLSX
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        # generate_descriptions.py talks to OpenAI-compatible MLLM servers through the maintained client
+        "data": ["openai>=1.30,<3"],
+        "test": ["pytest", "openai>=1.30,<3"],
+    },
     entry_points={"console_scripts": ["pyiqa=pyiqa.cli:main", "pyiqa-train=pyiqa.train:cli",
                                     "pyiqa-test=pyiqa.test:cli",
                                     "pyiqa-train-clip=train_clip.trainer:cli"]},
