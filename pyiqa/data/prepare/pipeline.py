@@ -19,15 +19,15 @@ import dataclasses
 import logging
 import os
 import pickle
-import tempfile
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
-from ...utils.errors import DataError, OutputError
+from ...utils.atomic import write_if_changed
+from ...utils.errors import DataError
 from ..meta_info import SPLIT_NAMES, Split
 from .registry import Annotations, Preparer, get_preparer
 from .split_maker import FEW_LABELS, RATIOS, SEED, few_label_splits, random_splits, split_columns
@@ -161,22 +161,3 @@ def _plain(value):
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     return [int(v) for v in value]
-
-
-def write_if_changed(path: Path, data: bytes) -> bool:
-    """Atomically write ``data`` to ``path`` unless it already holds exactly that; True if written."""
-    try:
-        if path.is_file() and path.read_bytes() == data:
-            return False
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    except OSError as exc:
-        raise OutputError(f"cannot write '{path}': {exc}") from exc
-    return True
