@@ -26,11 +26,13 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pyiqa.utils.atomic import write_bytes
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
+
+from .jsonl_log import read_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -71,21 +73,6 @@ class BuildResult:
 
 
 # ------------------------------------------------------------------------------------------ reading
-def _json_lines(path: Path) -> Iterator[Tuple[int, Any, str]]:
-    """(line number, parsed object or None, reason) per non-blank line; bad UTF-8 or JSON -> None."""
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise DataError(f"Cannot read '{path}': {err}") from err
-    for number, line in enumerate(raw.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield number, json.loads(line.decode("utf-8")), ""
-        except (UnicodeDecodeError, ValueError) as err:  # a torn last line, an editor's mistake
-            yield number, None, f"not a JSON object ({err})"
-
-
 def _name(image: Any) -> Optional[str]:
     """The image name with './' and doubled slashes removed, so two files name an image alike."""
     if not isinstance(image, str) or not image.strip():
@@ -113,15 +100,14 @@ def _texts_of(obj: Any, kind: str) -> Tuple[Optional[str], List[str], str]:
 
 def read_source(path: str | Path, kind: str) -> Source:
     """Read a descriptions JSONL (``{"image", "text", ...}`` per line) or a kept-comments JSONL
-    (``{"image", "comments": [...]}``). Invalid lines are skipped with a warning naming file and line;
+    (``{"image", "comments": [...]}``), through the tools' one JSONL reader (a torn last line is skipped
+    with a warning). Records without an image or text are skipped with a warning naming file and line;
     an image's repeated text (e.g. a line written twice) is kept once."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{kind.capitalize()} file '{path}' does not exist")
     source = Source(path, kind)
     seen: Dict[str, set] = {}
-    for number, obj, reason in _json_lines(path):
-        image, texts, why = (None, [], reason) if reason else _texts_of(obj, kind)
+    for number, obj in read_jsonl(path, f"{kind.capitalize()} file"):
+        image, texts, why = _texts_of(obj, kind)
         if image is None:
             source.skipped += 1
             if source.skipped <= LOG_FIRST:

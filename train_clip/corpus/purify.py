@@ -32,9 +32,10 @@ import torch
 from open_clip.tokenizer import SimpleTokenizer
 
 from pyiqa.archs.clip_backbone import build_clip
-from pyiqa.utils.checkpoint import atomic_write
+from pyiqa.utils.atomic import atomic_write
 from pyiqa.utils.errors import ConfigError, DataError, OutputError
 
+from .jsonl_log import read_jsonl
 from .comments import DEFAULT_IMAGE_TEMPLATE, DROP_REASONS, clean_comments, image_name
 
 logger = logging.getLogger(__name__)
@@ -88,29 +89,16 @@ class ImageResult:
 def load_descriptions(path: Path, task: str = "aesthetics") -> Dict[str, List[str]]:
     """Descriptions of ``task`` per image (unique texts, file order) from a descriptions JSONL.
 
-    A malformed LAST line without a newline is skipped with a warning: the generator was stopped while
-    appending it. Any other malformed line is an error naming the line.
+    Read with :func:`~train_clip.corpus.jsonl_log.read_jsonl` (a torn last line is skipped with a
+    warning); a record without string 'image' and 'text' is an error naming the line.
     """
-    if not Path(path).is_file():
-        raise DataError(f"Descriptions file '{path}' does not exist (the JSONL written by "
-                        "scripts/generate_descriptions.py --task aesthetics).")
-    lines = Path(path).read_text(encoding="utf-8").split("\n")
     out: Dict[str, List[str]] = {}
     tasks: Counter = Counter()
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            image, text, line_task = obj["image"], obj["text"], obj.get("task")
-            if not isinstance(image, str) or not isinstance(text, str):
-                raise TypeError("'image' and 'text' must be strings")
-        except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as err:
-            if n == len(lines):  # no newline after it: an append cut short
-                logger.warning("%s:%d: skipping an incomplete last line (%s)", path, n, err)
-                continue
-            raise DataError(f"{path}:{n}: expected a JSON object with string 'image' and 'text' "
-                            f"(descriptions JSONL), got {line[:80]!r} ({err}).") from err
+    for n, obj in read_jsonl(path, "Descriptions file (the JSONL of scripts/generate_descriptions.py)"):
+        image, text, line_task = obj.get("image"), obj.get("text"), obj.get("task")
+        if not isinstance(image, str) or not isinstance(text, str):
+            raise DataError(f"{path}:{n}: expected string 'image' and 'text' (descriptions JSONL), got "
+                            f"image={image!r}, text={text!r}")
         tasks[line_task] += 1
         if line_task == task and text.strip() and text not in out.setdefault(image, []):
             out[image].append(text)

@@ -80,8 +80,8 @@ def test_merged_json_weights_order_duplicates_torn_lines_and_missing_images(inpu
     assert result.entries == expected and result.missing == ["gone.png"]
     log = caplog.text
     assert f"'{inputs['quality']}' line 6: 'text' must be a non-empty string" in log
-    assert f"'{inputs['quality']}' line 8: not a JSON object" in log      # the torn line
-    assert f"'{inputs['aesthetics']}' line 3: expected a JSON object, got list" in log
+    assert f"'{inputs['quality']}' line 8 is not a complete JSON object" in log      # the torn line
+    assert f"'{inputs['aesthetics']}' line 3 is not a complete JSON object" in log  # not an object, last
     assert "1 of 5 images are missing" in log and "gone.png" in log
     assert not list(inputs["tmp"].glob(".corpus*.tmp"))                     # atomic: no temp left
     # weight 1 everywhere: each text once; the same inputs give the same bytes
@@ -132,8 +132,9 @@ def test_report_numbers_and_png(inputs):
     n = {"a.png": (2, 1, 6), "b.png": (2, 0, 0), "c.png": (2, 0, 0), "sub/e.png": (0, 1, 3)}
     share = [sum(v[k] / sum(v) for v in n.values()) / 4 for k in range(3)]
     assert tables["Sources"][1:] == [
-        ["quality.jsonl", "descriptions", "2", "3", "3", "6", f"{share[0]:.3f}", "2"],
-        ["aesthetics.jsonl", "descriptions", "1", "2", "2", "2", f"{share[1]:.3f}", "1"],
+        # invalid records are counted; a torn last line is only warned about (the reader skips it)
+        ["quality.jsonl", "descriptions", "2", "3", "3", "6", f"{share[0]:.3f}", "1"],
+        ["aesthetics.jsonl", "descriptions", "1", "2", "2", "2", f"{share[1]:.3f}", "0"],
         ["kept.jsonl", "comments", "3", "2", "3", "9", f"{share[2]:.3f}", "0"]]
     assert tables["Images by number of sources"][1:] == [["1", "2"], ["2", "1"], ["3", "1"]]
     lengths = {name: [len(t.split()) for t in ts] for name, ts in texts.items()}
