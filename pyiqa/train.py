@@ -8,6 +8,7 @@ to adapter training: its data, its step and its validation.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import time
@@ -117,6 +118,8 @@ class Trainer:
             self.validate()
         self.save()
         results = self.test()
+        best_results = self.test_best_network()
+        self.write_results(results, best_results, time.time() - tic)
         logger.info("End of training: %d iterations in %.1f s", run.step, time.time() - tic)
         run.close()
         return results
@@ -170,7 +173,8 @@ class Trainer:
                 better = record is None or not math.isfinite(record["value"]) or (
                     value < record["value"] if lower_is_better(metrics_opt[key]) else value > record["value"])
                 if better and math.isfinite(value):
-                    self.best[name] = {"metric": key, "value": value, "iter": self.runtime.step}
+                    self.best[name] = {"metric": key, "value": value, "iter": self.runtime.step,
+                                       "metrics": dict(metrics)}
                     self.save_network("net_best.pth" if len(self.eval_sets) == 1 or name == "val"
                                       else f"net_best_{name}.pth")
                 text = "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items())
@@ -180,8 +184,8 @@ class Trainer:
             self.writer.flush()
         dist.barrier()
 
-    def test(self) -> Dict[str, Dict[str, float]]:
-        """Evaluate the final network on every ``test*`` set (rank 0); returns {set: metrics}."""
+    def test(self, prefix: str = "test", label: str = "final network") -> Dict[str, Dict[str, float]]:
+        """Evaluate the network on every ``test*`` set (rank 0); returns {set: metrics}."""
         results = {}
         val_opt = self.opt.get("val") or {}
         if self.rank == 0:
@@ -192,11 +196,42 @@ class Trainer:
                                                  desc=f"test {name}",
                                                  pbar=val_opt.get("pbar", False))
                 results[name] = metrics
-                self.writer.add_scalars(metrics, self.runtime.step, prefix=f"test/{name}/")
-                logger.info("Test %s (final network, %d images): %s", name, len(ds),
+                self.writer.add_scalars(metrics, self.runtime.step, prefix=f"{prefix}/{name}/")
+                logger.info("Test %s (%s, %d images): %s", name, label, len(ds),
                             "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
         dist.barrier()
         return results
+
+    def test_best_network(self) -> Dict[str, Dict[str, float]]:
+        """The honest protocol's numbers: ``net_best.pth`` (chosen on the ``val`` set) on every ``test*``
+        set, once. Empty without validation or test sets; the final network is put back afterwards."""
+        path = self.runtime.paths.models / "net_best.pth"
+        if not (self.has_val and any(phase == "test" for _, phase, _, _ in self.eval_sets)):
+            return {}
+        if not path.is_file():  # every rank sees the same folder: all skip or none does
+            return {}
+        final = {k: v.clone() for k, v in self.model.net.trainable_state_dict().items()}
+        self.model.load_network(str(path))
+        results = self.test(prefix="test_best", label="best network")  # rank 0 evaluates; a barrier
+        self.model.net.load_trainable_state_dict(final)
+        return results
+
+    def write_results(self, final: Dict[str, Dict[str, float]], best_network: Dict[str, Dict[str, float]],
+                      seconds: float) -> None:
+        """``results.json`` in the experiment folder: what a split runner or a results table reads.
+
+        ``best``: per ``val*`` set, the best key metric, its iteration and all metrics there (validating
+        on the test part, this is the release's protocol); ``test``: the final network on each ``test*``
+        set; ``test_best_network``: net_best.pth on each ``test*`` set (the honest protocol when ``val``
+        is a validation part carved out of training).
+        """
+        if self.rank != 0:
+            return
+        payload = {"name": self.opt["name"], "iterations": self.runtime.step, "seconds": round(seconds, 3),
+                   "feature_cache": bool((self.opt.get("train") or {}).get("feature_cache", False)),
+                   "best": self.best, "test": final, "test_best_network": best_network}
+        self.runtime.write(lambda f: f.write(json.dumps(payload, indent=2).encode()),
+                           self.runtime.paths.exp_dir / "results.json")
 
     # ------------------------------------------------------------------------------------ saving
     def save_network(self, filename: str) -> None:
