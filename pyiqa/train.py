@@ -48,6 +48,11 @@ class Trainer:
         self.best: Dict[str, Dict[str, float]] = {}
         run.resume(self._restore)
         self.writer = run.start()  # everything checked: only now the experiment folder is created
+        self.cached = bool(opt["train"].get("feature_cache", False))
+        if self.cached:
+            self._use_feature_cache()
+        else:
+            logger.info("Training loop: standard (the frozen image tower runs on fresh crops every step)")
 
     # ------------------------------------------------------------------------------------ set-up
     def _build_data(self) -> None:
@@ -84,6 +89,32 @@ class Trainer:
         logger.info("%d iterations per epoch, %d epochs, %d iterations; scheduler steps per %s",
                     self.iters_per_epoch, self.total_epochs, self.total_iter,
                     "epoch" if self.epoch_based else "iteration")
+
+    def _use_feature_cache(self) -> None:
+        """Swap every loader for one over cached tower embeddings (built first where missing): K fixed
+        views per training image, the test crops of every evaluation image."""
+        from .data.cached_dataset import CachedCropsDataset, CachedViewsDataset
+        from .data.feature_cache import FeatureCache, cache_root
+        opt, run, tr = self.opt, self.runtime, self.opt["train"]
+        views = int(tr.get("views_per_image") or 16)
+        cache = FeatureCache(cache_root(tr, run.paths.root), self.model.net, self.device,
+                             workers=self.train_loader.num_workers,
+                             batch_crops=256 if self.device.type == "cuda" else 32)
+        tic = time.time()
+        d_opt = {**opt["datasets"]["train"], "num_worker_per_gpu": 0}  # memory-mapped reads: no workers
+        table = cache.prepare(self.train_set, "views", views, seed=run.seed)
+        self.train_set = CachedViewsDataset(self.train_set, table)
+        self.train_loader = build_dataloader(self.train_set, d_opt, "train", seed=run.seed, rank=run.rank,
+                                             world_size=run.world_size, where="datasets.train", device=run.device)
+        eval_sets = []
+        for key, phase, ds, _ in self.eval_sets:
+            table = cache.prepare(ds, "crops")
+            loader = build_dataloader(CachedCropsDataset(ds, table), {**opt["datasets"][key], "num_worker_per_gpu": 0},
+                                      phase, where=f"datasets.{key}", device=run.device)
+            eval_sets.append((key, phase, ds, loader))
+        self.eval_sets = eval_sets
+        logger.info("Training loop: cached features (%d fixed views per training image, cached test crops; "
+                    "frozen tower in %s); cache ready in %.1f s", views, self.model.precision, time.time() - tic)
 
     def _restore(self, state: Dict[str, Any]) -> None:
         self.model.load_training_state(state)

@@ -14,6 +14,8 @@ import torch.nn.functional as F
 
 # random10: seeded per image (reproducible); random10-global: the release's global-RNG draw.
 TEST_CROPS = ("random10", "random10-global", "grid", "center", "five")
+#: protocols that cut the same crops of an image every time (what the feature cache can store)
+DETERMINISTIC_CROPS = ("random10", "grid", "center", "five")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -231,10 +231,19 @@ class UniQA(nn.Module):
         return self
 
     # ------------------------------------------------------------------ scoring
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen tower's embeddings (N, D) float32 of crops ``x`` (N, 3, S, S) in [0, 1]: what the
+        feature cache stores; nothing after this point depends on the image."""
+        x = (x.float() - self.mean.float()) / self.std.float()
+        return self.clip.encode_image(x.to(self.clip.visual.conv1.weight.dtype)).float()  # (N, D)
+
     def group_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Per-group scores of crops ``x`` (N, 3, S, S) in [0, 1] -> (N, G)."""
-        x = (x.float() - self.mean.float()) / self.std.float()
-        f = self.clip.encode_image(x.to(self.clip.visual.conv1.weight.dtype)).float()  # (N, D)
+        return self.group_scores_of_embeddings(self.embed(x))
+
+    def group_scores_of_embeddings(self, f: torch.Tensor) -> torch.Tensor:
+        """Per-group scores (N, G) of tower embeddings ``f`` (N, D): adapter, prompts, levels."""
+        f = f.float()
         if self.adapter is not None:
             a = self.adapter(f.to(self.adapter.fc[0].weight.dtype)).float()
             f = f + a  # unscaled residual
@@ -270,9 +279,19 @@ class UniQA(nn.Module):
         """The test-crop protocol (read on each use, so changing ``test_crop`` etc. takes effect)."""
         return CropSpec(self.sample_size, self.test_crop, self.num_crops, self.crop_seed)
 
-    def forward(self, x: ImageBatch) -> torch.Tensor:
+    def forward(self, x: ImageBatch, embedded: bool = False) -> torch.Tensor:
         """Training: ``x`` are crops (N, 3, S, S). Eval: full images, a (N, 3, H, W) tensor or a list
-        of (3, H, W) tensors of any sizes, scored by averaging test crops. Returns (N, 1)."""
+        of (3, H, W) tensors of any sizes, scored by averaging test crops. Returns (N, 1).
+
+        ``embedded``: ``x`` holds the tower's embeddings instead (the feature cache): (N, D), one crop
+        per image, or (N, T, D), an image's score being the mean over its T crops, in either mode.
+        """
+        if embedded:
+            if not torch.is_tensor(x) or x.dim() not in (2, 3):
+                shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+                raise ValueError(f"embedded=True expects embeddings (N, D) or (N, T, D), got {shape}")
+            per_crop = self.group_scores_of_embeddings(x.reshape(-1, x.shape[-1])).mean(dim=-1)
+            return per_crop.view(x.shape[0], -1).mean(dim=1, keepdim=True)  # (N, 1)
         if self.training:
             if not torch.is_tensor(x) or x.dim() != 4 or x.shape[-2:] != (self.sample_size,) * 2:
                 shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__

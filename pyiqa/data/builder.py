@@ -58,6 +58,8 @@ def collate_images(batch: List[Dict[str, Any]], allow_mixed_sizes: bool = True) 
     """
     if not batch:
         raise ValueError("collate_images got an empty batch")
+    if "img" not in batch[0]:  # cached embeddings ('feat'): all of one shape
+        return default_collate(batch)
     imgs = [item["img"] for item in batch]
     same = all(img.shape == imgs[0].shape for img in imgs)
     if not same and not allow_mixed_sizes:

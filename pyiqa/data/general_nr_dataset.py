@@ -199,8 +199,13 @@ class GeneralNRDataset(Dataset):
     def _decode(self, index: int) -> Tuple[int, Any]:
         """(row, decoded RGB image) of item ``index``; DataError naming the CSV row and file."""
         row = self.rows[index]
+        return row, self.load_image(row)
+
+    def load_image(self, row: int) -> Any:
+        """The decoded RGB image of dataset row ``row`` (any row of the CSV, not only this phase's),
+        before the transform; DataError naming the CSV row and file."""
         try:
-            return row, decode_image(self.image_path(row))  # the stored pixels, no size bound
+            return decode_image(self.image_path(row))  # the stored pixels, no size bound
         except DataError as exc:
             csv_row = self.csv_row(row)
             raise DataError(f"{self.name}: meta CSV '{self.meta_info_file}' row {csv_row} "

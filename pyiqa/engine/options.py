@@ -13,6 +13,7 @@ import inspect
 from pathlib import Path
 from typing import Any, Dict, Iterable, List
 
+from ..archs.crops import DETERMINISTIC_CROPS
 from ..losses import build_loss
 from ..metrics import lower_is_better
 from ..models.optim import check_optimizer_options, check_scheduler_options
@@ -31,7 +32,8 @@ SCHEMA: Dict[str, Any] = {
     "path": {"pretrain_network_g": False, "strict_load_g": False, "resume_state": False,
              "param_key_g": False},
     "train": {"optim": True, "scheduler": False, "total_iter": False, "total_epoch": False,
-              "warmup_iter": False, "mos_loss_opt": True, "metric_loss_opt": False, "grad_clip_norm": False},
+              "warmup_iter": False, "mos_loss_opt": True, "metric_loss_opt": False, "grad_clip_norm": False,
+              "feature_cache": False, "views_per_image": False, "feature_cache_dir": False},
     "val": {"val_freq": False, "save_img": False, "pbar": False, "key_metric": False, "metrics": True},
     "logger": {"print_freq": False, "save_checkpoint_freq": False, "save_latest_freq": False,
                "keep_checkpoints": False, "use_tb_logger": False, "wandb": False},
@@ -76,6 +78,7 @@ def validate_options(opt: Dict[str, Any], is_train: bool) -> List[str]:
             raise ConfigError("Missing required option 'train' (optimiser, loss and schedule)")
         check_section(opt["train"], SCHEMA["train"], "train", legacy=LEGACY_KEYS)
         _check_train(opt["train"], opt["datasets"]["train"])
+        _check_feature_cache(opt["train"], opt)
     _check_logger(opt.get("logger") or {})
     if opt.get("val") is not None:
         _check_val(opt["val"])
@@ -149,6 +152,30 @@ def _check_train(tr: Dict[str, Any], train_set: Dict[str, Any]) -> None:
             raise ConfigError(f"'train.{key}' ({tr[key]['type']}) needs at least {need} images per batch, but "
                               f"'datasets.train.batch_size_per_gpu' is {batch}; raise the batch size or "
                               f"use another loss")
+
+
+def _check_feature_cache(tr: Dict[str, Any], opt: Dict[str, Any]) -> None:
+    """``train.feature_cache`` / ``views_per_image`` / ``feature_cache_dir``, and what caching needs."""
+    check_bool(tr, "feature_cache", "train.feature_cache")
+    if not tr.get("feature_cache"):
+        for key in ("views_per_image", "feature_cache_dir"):
+            if tr.get(key) is not None:
+                raise ConfigError(f"'train.{key}' only applies with 'train.feature_cache: true'; set that too "
+                                  "or remove this key")
+        return
+    if tr.get("views_per_image") is not None:
+        check_int(tr["views_per_image"], "train.views_per_image", 1, integral_floats=False)
+    if tr.get("feature_cache_dir") is not None and not isinstance(tr["feature_cache_dir"], str):
+        raise ConfigError(f"'train.feature_cache_dir' must be a folder path, got {tr['feature_cache_dir']!r}")
+    crop = (opt.get("network") or {}).get("test_crop", "random10")
+    if crop not in DETERMINISTIC_CROPS:
+        raise ConfigError(f"'network.test_crop: {crop}' draws new crops at every evaluation, so the feature "
+                          f"cache cannot store them; use one of {list(DETERMINISTIC_CROPS)} with "
+                          "'train.feature_cache: true' (random10 draws the same 10 crops of an image every time)")
+    for key, d_opt in opt["datasets"].items():
+        if isinstance(d_opt, dict) and d_opt.get("img_range", 1) != 1:
+            raise ConfigError(f"'datasets.{key}.img_range' is {d_opt['img_range']!r}; the feature cache stores "
+                              "the embeddings of [0, 1] images (UniQA's input), so it needs img_range: 1")
 
 
 def _check_logger(log: Dict[str, Any]) -> None:

@@ -50,7 +50,9 @@ class GeneralIQAModel:
                  world_size: int = 1):
         self.opt = opt
         self.device = device
-        self.precision = resolve_precision(opt.get("precision", "fp32"), device)
+        # with the feature cache the tower only builds the cache: by default in the fastest precision
+        cached = bool((opt.get("train") or {}).get("feature_cache", False))
+        self.precision = resolve_precision(opt.get("precision", "auto" if cached else "fp32"), device)
         # the frozen CLIP's image tower is loaded in the precision's dtype; adapter and levels stay fp32
         self.net = build_network(opt["network"], backbone_dtype=weight_dtype(self.precision))
         self.net.to(device)
@@ -103,9 +105,11 @@ class GeneralIQAModel:
     def train_step(self, batch: Dict[str, Any], current_iter: int, step_scheduler: bool) -> Dict[str, float]:
         """One optimisation step on a batch of crops; returns the logged losses."""
         self.train_net.train()
-        img = batch["img"].to(self.device, non_blocking=True)
         mos = batch["mos_label"].to(self.device, non_blocking=True).float()
-        pred = self.train_net(img)
+        if "feat" in batch:  # cached tower embeddings (train.feature_cache)
+            pred = self.train_net(batch["feat"].to(self.device, non_blocking=True), embedded=True)
+        else:
+            pred = self.train_net(batch["img"].to(self.device, non_blocking=True))
         terms = {"l_mos": self.loss(pred, mos)}
         if self.metric_loss is not None:
             terms["l_metric"] = self.metric_loss(pred, mos)

@@ -21,7 +21,8 @@ def predict(net: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.d
     Args:
         net: maps images (a (B, 3, H, W) tensor or a list of (3, H, W) tensors) to (B, 1) scores.
         loader: batches with 'img' (tensor or list of tensors), 'mos_label' (B, 1) and 'img_path'
-            (B strings), as every registered dataset's items collated by ``collate_images``.
+            (B strings), as every registered dataset's items collated by ``collate_images``; or with
+            'feat' (B, T, D), the cached tower embeddings of each image's T test crops.
         device: where ``net`` runs.
         desc, pbar: tqdm label, and whether to show the bar.
 
@@ -36,9 +37,12 @@ def predict(net: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.d
         mos: List[float] = []
         paths: List[str] = []
         for batch in tqdm(loader, desc=desc, disable=not pbar, leave=False):
-            img = batch["img"]
-            img = [t.to(device) for t in img] if isinstance(img, list) else img.to(device)
-            preds.extend(net(img).float().flatten().cpu().tolist())
+            if "feat" in batch:  # cached embeddings of each image's test crops (N, T, D)
+                out = net(batch["feat"].to(device), embedded=True)
+            else:
+                img = batch["img"]
+                out = net([t.to(device) for t in img] if isinstance(img, list) else img.to(device))
+            preds.extend(out.float().flatten().cpu().tolist())
             mos.extend(batch["mos_label"].float().flatten().tolist())
             paths.extend(batch["img_path"])
         return {"pred": preds, "mos": mos, "img_path": paths}

@@ -1,0 +1,1 @@
+"""Evaluation protocols: split runs, zero-shot evaluation, aggregation, results against the paper."""

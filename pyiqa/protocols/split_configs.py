@@ -1,0 +1,222 @@
+"""The per-split training configs of a split run, and which protocol each one supports.
+
+From one training YAML (plus ``--force_yml`` overrides) :func:`derive_options` builds the config of split
+(or few-label repeat) N: run name ``<name>_split<N>`` (``<name>_labels<L>_rep<N>``), ``split_index: N``
+in every dataset section that selects rows by split, the few-label subset file in the sections over the
+training data, and one ``test_<dataset>`` section per cross-dataset test.
+
+:func:`validation_part` decides, before anything is trained, whether the run's validation keeps the test
+images out, by looking at the rows the ``val`` section selects exactly as :mod:`pyiqa.data.splits`
+would: a split whose ``val`` list is empty makes the val phase fall back to the test part (the release's
+80/20 files), so net_best.pth is chosen on the test images and only the release protocol exists. With a
+real validation part (70/10/20 files ``*_ratio712_seed123.pkl``, ``split_ratio: 712`` columns) that is
+disjoint from the ``test`` section's rows, the honest protocol (net_best.pth scored once on test) exists.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import pandas as pd
+
+from ..data.meta_info import Split, read_split_pickle
+from ..data.splits import split_column_name
+from ..utils.errors import ConfigError, DataError
+from ..utils.options import load_yaml
+from ..utils.registry import closest
+
+SPLIT_KEYS = ("split_file", "split_index", "split_ratio", "split_column", "override_phase")
+FEW_LABEL_FILE = "{prefix}_fewlabel{labels}_seed123.pkl"  # as pyiqa.data.prepare.pipeline.pickle_name
+_SPLIT_FILE_RE = re.compile(r"(.+?)_(ratio\d+_seed\d+|official|fewlabel\d+_seed\d+)\.pkl")
+_META_FILE_RE = re.compile(r"meta_info_(.+?)(Dataset)?\.csv")
+
+
+def base_name(name: str) -> str:
+    """The run's ``name`` without a trailing ``_split<N>`` (the shipped configs are named ``..._split1``)."""
+    return re.sub(r"_split\d+$", "", name) or name
+
+
+def run_name(name: str, split: int, labels: Optional[int]) -> str:
+    """``<name>_split<N>``, or ``<name>_labels<L>_rep<N>`` for few-label repeat N."""
+    return f"{name}_split{split}" if labels is None else f"{name}_labels{labels}_rep{split}"
+
+
+def _demo_files(section: Dict[str, Any]) -> Dict[str, Path]:
+    # DemoIQADataset's defaults (pyiqa.data.demo_dataset): its CSV and 80/20 pickle in dataroot_target
+    from ..data.demo_dataset import _paths
+    return _paths(Path(section.get("dataroot_target", ".")))
+
+
+def meta_csv(section: Dict[str, Any]) -> Optional[Path]:
+    """The meta CSV a dataset section reads (DemoIQADataset: its built-in one), or None."""
+    if section.get("meta_info_file"):
+        return Path(section["meta_info_file"])
+    if section.get("type") == "DemoIQADataset":
+        return _demo_files(section)["meta_info_file"]
+    return None
+
+
+def same_data(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
+    """Both sections read the same dataset (type, folder and meta CSV)."""
+    return all(a.get(k) == b.get(k) for k in ("type", "dataroot_target", "meta_info_file"))
+
+
+def selects_by_split(section: Dict[str, Any]) -> bool:
+    return any(section.get(k) is not None for k in ("split_file", "split_index"))
+
+
+def few_label_file(train: Dict[str, Any], labels: int) -> Path:
+    """``<prefix>_fewlabel<L>_seed123.pkl`` next to the training meta CSV; ConfigError/DataError naming
+    the file expected and the command that writes it when it is missing."""
+    from ..data.prepare import PREPARERS  # the preparers know their CSV's name
+    csv = meta_csv(train)
+    if csv is None:
+        raise ConfigError("--labels needs datasets.train.meta_info_file: the few-label subsets are written "
+                          "next to the meta CSV by scripts/prepare_dataset.py")
+    prefix = next((p.name for p in PREPARERS.values() if p.meta_file == csv.name), None)
+    split_file = Path(str(train.get("split_file") or ""))
+    if prefix is None and (m := _SPLIT_FILE_RE.fullmatch(split_file.name)):
+        prefix = m.group(1)
+    if prefix is None and (m := _META_FILE_RE.fullmatch(csv.name)):
+        prefix = m.group(1).lower()
+    if prefix is None:
+        raise ConfigError(f"--labels {labels}: cannot tell the dataset's few-label file from meta CSV "
+                          f"'{csv}'; name it meta_info_<Name>Dataset.csv as scripts/prepare_dataset.py does")
+    path = csv.parent / FEW_LABEL_FILE.format(prefix=prefix, labels=labels)
+    if not path.is_file():
+        known = prefix if prefix in PREPARERS else "NAME"
+        raise DataError(f"--labels {labels}: few-label file '{path}' does not exist; write it with: python "
+                        f"scripts/prepare_dataset.py {known} --root <the downloaded dataset> --out {csv.parent} "
+                        f"--few-label {labels}")
+    return path
+
+
+def cross_sections(names: Sequence[str], test_dir: Path, dataroots: Dict[str, str]) -> Dict[str, Dict[str, Any]]:
+    """``{dataset: section}``: the ``datasets.test`` section of ``<test_dir>/<dataset>.yml`` without its
+    split keys (every row the dataset class gives without a split), ``dataroot_target`` from ``dataroots``."""
+    known = sorted(p.stem for p in test_dir.glob("*.yml"))
+    out = {}
+    for name in names:
+        if name not in known:
+            raise ConfigError(f"--test-on {name}: no test config {test_dir / (name + '.yml')}.{closest(name, known)} "
+                              f"Known: {known}")
+        opt = load_yaml(test_dir / f"{name}.yml")
+        section = (opt.get("datasets") or {}).get("test")
+        if not isinstance(section, dict):
+            raise ConfigError(f"--test-on {name}: {test_dir / (name + '.yml')} has no datasets.test section")
+        section = {k: v for k, v in copy.deepcopy(section).items() if k not in SPLIT_KEYS}
+        if name in dataroots:
+            section["dataroot_target"] = dataroots[name]
+        out[name] = section
+    unused = sorted(set(dataroots) - set(names))
+    if unused:
+        raise ConfigError(f"--dataroot {unused[0]}=...: '{unused[0]}' is not among --test-on {list(names)}")
+    return out
+
+
+def derive_options(opt: Dict[str, Any], split: int, name: str, labels_file: Optional[Path] = None,
+                   cross: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+    """The config of split ``split`` (a new dict; ``opt`` is not changed).
+
+    ``split_index: split`` goes into every dataset section with a split_file or split_index; with
+    ``labels_file`` the sections over the training data read that file instead (their split columns
+    dropped); ``cross`` sections are added as ``test_<dataset>``.
+    """
+    out = copy.deepcopy(opt)
+    out["name"] = name
+    datasets = out["datasets"]
+    train = copy.deepcopy(datasets["train"])
+    for key, section in datasets.items():
+        if not isinstance(section, dict):
+            continue
+        if labels_file is not None and same_data(section, train):
+            section.pop("split_column", None)
+            section.pop("split_ratio", None)
+            section["split_file"] = str(labels_file)
+        if selects_by_split(section):
+            section["split_index"] = split
+    for dataset, section in (cross or {}).items():
+        datasets[f"test_{dataset}"] = copy.deepcopy(section)
+    return out
+
+
+def section_split(section: Dict[str, Any]) -> Tuple[Optional[Split], str]:
+    """(the split a section's rows come from, its description); (None, why) when it names no split.
+
+    Row indices are those of the meta CSV's rows (comparable between sections over the same CSV).
+    """
+    s_file, index = section.get("split_file"), section.get("split_index")
+    column, ratio = section.get("split_column"), section.get("split_ratio")
+    if s_file is None and column is None and ratio is None and section.get("type") == "DemoIQADataset":
+        s_file = _demo_files(section)["split_file"]
+    if s_file is not None:
+        index = 1 if index is None else index
+        return read_split_pickle(s_file, index), f"split file '{s_file}', split {index}"
+    if column is None and index is None:
+        return None, "no split_file, split_index or split_column (every row, or the dataset's own split)"
+    column = column if column is not None else split_column_name(index, "802" if ratio is None else ratio)
+    csv = meta_csv(section)
+    if csv is None or not csv.is_file():
+        raise DataError(f"meta CSV '{csv}' (for split column '{column}') does not exist")
+    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
+    if column not in table.columns:
+        raise DataError(f"meta CSV '{csv}' has no split column '{column}'; its columns: {list(table.columns)}")
+    values = table[column].str.strip().str.lower()
+    split = {part: values.index[values == part].tolist() for part in ("train", "val", "test")}
+    return split, f"split column '{column}' of '{csv}'"
+
+
+def validation_part(datasets: Dict[str, Any], split: int) -> Tuple[str, str]:
+    """(what ``datasets.val`` evaluates, why the honest protocol is unavailable or '').
+
+    The first value is ``'val'`` only when the val section selects a validation part that shares no row
+    with the ``test`` section; then net_best.pth's test score is honest. Otherwise it is ``'test'`` (val
+    falls back to, or is set to, the test part), ``'all'`` (no split) or ``'val+test'`` (overlap).
+    """
+    val = datasets["val"]
+    v_split, v_source = section_split(val)
+    if v_split is None:
+        return "all", f"datasets.val has {v_source}, which includes the test images"
+    part = val.get("override_phase") or ("val" if v_split["val"] else "test")
+    if part != "val":
+        why = ("has no 'val' rows, so validation falls back to the test part" if not val.get("override_phase")
+               else f"is read with override_phase: {part}")
+        return part, (f"datasets.val's {v_source} {why}: net_best.pth is chosen on the test images (the "
+                      "release's protocol). Use a 70/10/20 split (<name>_ratio712_seed123.pkl, or split_ratio: "
+                      "712 with split columns) for an honest estimate")
+    test = datasets.get("test")
+    if test is None:
+        return "val", ""
+    t_split, t_source = section_split(test)
+    t_rows = set(t_split[test.get("override_phase") or "test"]) if t_split is not None else None
+    if meta_csv(test) == meta_csv(val) and (t_rows is None or t_rows & set(v_split["val"])):
+        shared = len(v_split["val"]) if t_rows is None else len(t_rows & set(v_split["val"]))
+        return "val+test", (f"datasets.val ({v_source}) and datasets.test ({t_source}) share {shared} rows of "
+                            f"split {split}, so net_best.pth is chosen on test images")
+    return "val", ""
+
+
+def add_test_section(datasets: Dict[str, Any]) -> bool:
+    """Add ``datasets.test`` as the val section's test part when the config has none; True if added.
+
+    The honest protocol needs it: net_best.pth is scored on every ``test*`` section at the end."""
+    if "test" in datasets:
+        return False
+    test = copy.deepcopy(datasets["val"])
+    test.pop("override_phase", None)
+    datasets["test"] = test
+    return True
+
+
+def differences(old: Dict[str, Any], new: Dict[str, Any], prefix: str = "") -> List[str]:
+    """Dotted keys whose values differ between two option trees, with both values."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b, where = old.get(key), new.get(key), f"{prefix}{key}"
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += differences(a, b, f"{where}.")
+        elif a != b:
+            out.append(f"{where}: {a!r} there, {b!r} now")
+    return out
