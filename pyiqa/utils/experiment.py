@@ -69,6 +69,20 @@ def release_locks() -> None:
         lock.release()
 
 
+ORPHAN_WAIT_S = 30.0  # how long a dead holder's worker processes may keep a run lock
+
+
+def _alive(pid: str) -> bool:
+    """Whether process ``pid`` (as written in a lock file) exists; unknown values count as alive."""
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, PermissionError):
+        return True
+    except ProcessLookupError:
+        return False
+    return True
+
+
 class RunLock:
     """Exclusive lock of one experiment name, held by this process until :meth:`release` or exit."""
 
@@ -82,16 +96,29 @@ class RunLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
             raise OutputError(f"Cannot create the run lock {self.path}: {err.strerror or err}") from err
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as err:
-            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
-            os.close(fd)
-            if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise OutputError(f"Cannot lock {self.path}: {err.strerror or err}") from err
-            raise RunInUseError(
-                f"Experiment folder {self.folder} is in use by a running training process (PID {holder}); "
-                "wait for it to finish, stop it, or give this run another 'name'") from None
+        deadline = None
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as err:
+                holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
+                if err.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise OutputError(f"Cannot lock {self.path}: {err.strerror or err}") from err
+                # A run killed a moment ago: its DataLoader workers (forked, sharing the lock) outlive it
+                # by a few seconds until they notice. Wait for them rather than refuse.
+                if deadline is None and not _alive(holder):
+                    logger.info("The run that held %s (PID %s) has ended; waiting for its worker processes "
+                                "to exit", self.folder, holder)
+                    deadline = time.monotonic() + ORPHAN_WAIT_S
+                if deadline is None or time.monotonic() > deadline:
+                    os.close(fd)
+                    raise RunInUseError(
+                        f"Experiment folder {self.folder} is in use by a running training process (PID "
+                        f"{holder}{', or its leftover worker processes' if deadline else ''}); wait for it "
+                        "to finish, stop it, or give this run another 'name'") from None
+                time.sleep(0.2)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
