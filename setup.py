@@ -10,6 +10,7 @@ setup(
     version=VERSION,
     description="UniQA (unified image quality and aesthetics assessment) in a pyiqa-style framework",
     packages=find_packages(include=["pyiqa", "pyiqa.*", "train_clip", "train_clip.*"]),
+    package_data={"pyiqa.protocols": ["*.yml"]},  # the paper's numbers, read by results_table.py
     python_requires=">=3.9",
     license="MIT",
     install_requires=[

@@ -49,6 +49,7 @@ class Trainer:
         run.resume(self._restore)
         self.writer = run.start()  # everything checked: only now the experiment folder is created
         self.cached = bool(opt["train"].get("feature_cache", False))
+        self.cache_seconds = 0.0
         if self.cached:
             self._use_feature_cache()
         else:
@@ -93,7 +94,7 @@ class Trainer:
     def _use_feature_cache(self) -> None:
         """Swap every loader for one over cached tower embeddings (built first where missing): K fixed
         views per training image, the test crops of every evaluation image."""
-        from .data.cached_dataset import CachedCropsDataset, CachedViewsDataset
+        from .data.cached_dataset import CachedCropsDataset, CachedTrainLoader
         from .data.feature_cache import FeatureCache, cache_root
         opt, run, tr = self.opt, self.runtime, self.opt["train"]
         views = int(tr.get("views_per_image") or 16)
@@ -101,11 +102,11 @@ class Trainer:
                              workers=self.train_loader.num_workers,
                              batch_crops=256 if self.device.type == "cuda" else 32)
         tic = time.time()
-        d_opt = {**opt["datasets"]["train"], "num_worker_per_gpu": 0}  # memory-mapped reads: no workers
+        d_opt = opt["datasets"]["train"]
         table = cache.prepare(self.train_set, "views", views, seed=run.seed)
-        self.train_set = CachedViewsDataset(self.train_set, table)
-        self.train_loader = build_dataloader(self.train_set, d_opt, "train", seed=run.seed, rank=run.rank,
-                                             world_size=run.world_size, where="datasets.train", device=run.device)
+        self.train_set = self.train_loader = CachedTrainLoader(
+            self.train_set, table, d_opt.get("batch_size_per_gpu", 1), seed=run.seed, rank=run.rank,
+            world_size=run.world_size, device=run.device, shuffle=d_opt.get("use_shuffle", True))
         eval_sets = []
         for key, phase, ds, _ in self.eval_sets:
             table = cache.prepare(ds, "crops")
@@ -113,8 +114,9 @@ class Trainer:
                                       phase, where=f"datasets.{key}", device=run.device)
             eval_sets.append((key, phase, ds, loader))
         self.eval_sets = eval_sets
+        self.cache_seconds = time.time() - tic
         logger.info("Training loop: cached features (%d fixed views per training image, cached test crops; "
-                    "frozen tower in %s); cache ready in %.1f s", views, self.model.precision, time.time() - tic)
+                    "frozen tower in %s); cache ready in %.1f s", views, self.model.precision, self.cache_seconds)
 
     def _restore(self, state: Dict[str, Any]) -> None:
         self.model.load_training_state(state)
@@ -259,7 +261,7 @@ class Trainer:
         if self.rank != 0:
             return
         payload = {"name": self.opt["name"], "iterations": self.runtime.step, "seconds": round(seconds, 3),
-                   "feature_cache": bool((self.opt.get("train") or {}).get("feature_cache", False)),
+                   "feature_cache": self.cached, "cache_seconds": round(self.cache_seconds, 3),
                    "best": self.best, "test": final, "test_best_network": best_network}
         self.runtime.write(lambda f: f.write(json.dumps(payload, indent=2).encode()),
                            self.runtime.paths.exp_dir / "results.json")

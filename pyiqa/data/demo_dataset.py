@@ -63,7 +63,7 @@ LEVEL_MOS = {1: 68.0, 2: 45.0, 3: 21.0}
 
 
 @functools.lru_cache(maxsize=2)
-def _photo(func_name: str) -> Image.Image:
+def skimage_photo(func_name: str) -> Image.Image:
     """A bundled skimage photograph (no download) as RGB."""
     from skimage import data as skdata  # only this builder needs scikit-image
 
@@ -75,7 +75,7 @@ def _photo(func_name: str) -> Image.Image:
 
 def _load_content(func_name: str, region: Tuple[float, float, float, float]) -> Image.Image:
     """Crop ``region`` of a skimage photo to 4:3 around its centre and resize to ``SIZE``."""
-    img = _photo(func_name)
+    img = skimage_photo(func_name)
     w, h = img.size
     left, top, right, bottom = (round(region[0] * w), round(region[1] * h),
                                 round(region[2] * w), round(region[3] * h))
@@ -118,7 +118,8 @@ def _val_contents() -> List[str]:
     return [str(rng.choice([c for c in CONTENTS if c not in test])) for test in _content_splits()]
 
 
-def _paths(root: Path) -> Dict[str, Path]:
+def demo_paths(root: Path) -> Dict[str, Path]:
+    """Where the demo builder puts its folder, images, meta CSV and split pickle under ``root``."""
     return {"root": root, "image_dir": root / "images", "meta_info_file": root / "meta_info_demo.csv",
             "split_file": root / "demo_split.pkl"}
 
@@ -129,7 +130,7 @@ def _is_complete(root: Path) -> bool:
         info = json.loads(marker.read_text())
     except (OSError, ValueError):
         return False
-    return info.get("version") == BUILD_VERSION and all(p.exists() for p in _paths(root).values())
+    return info.get("version") == BUILD_VERSION and all(p.exists() for p in demo_paths(root).values())
 
 
 def build_demo_dataset(root: Union[str, Path], force: bool = False,
@@ -148,7 +149,7 @@ def build_demo_dataset(root: Union[str, Path], force: bool = False,
         ``'num_splits'`` (10), ``'split_column_prefix'`` and ``'built'`` (False when already complete).
     """
     root = Path(root)
-    paths = _paths(root)
+    paths = demo_paths(root)
     result: Dict[str, object] = {**paths, "num_images": len(CONTENTS) * (1 + len(DISTORTIONS) * len(LEVELS)),
                                  "num_splits": NUM_SPLITS, "split_column_prefix": "ratio802_seed123_split_",
                                  "val_split_column_prefix": "ratio712_seed123_split_"}

@@ -218,9 +218,10 @@ def _as_uint8(img: Any) -> torch.Tensor:
     return torch.from_numpy(np.array(img, dtype=np.uint8, copy=True)).permute(2, 0, 1).contiguous()
 
 
-def view_of(seed: int, epoch: int, index: int, views: int) -> int:
-    """Which of the K cached views item ``index`` uses in ``epoch`` (a pure function: exact resume)."""
-    return sample_seed(seed, epoch, index) % views
+def epoch_views(seed: int, epoch: int, items: int, views: int) -> np.ndarray:
+    """Which of the K cached views each of ``items`` training items uses in ``epoch``: a pure function
+    of (seed, epoch), so a resumed run and every DDP rank draw the same."""
+    return np.random.default_rng([int(seed), int(epoch), 0x5EED]).integers(0, views, size=items)
 
 
 class FeatureCache:

@@ -6,6 +6,7 @@ owns the network, the optimiser/scheduler/loss and how their states are saved an
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any, Dict, List
 
 import torch
@@ -114,9 +115,11 @@ class GeneralIQAModel:
         if self.metric_loss is not None:
             terms["l_metric"] = self.metric_loss(pred, mos)
         loss = sum(terms.values())
-        if not torch.isfinite(loss):
-            values = ", ".join(f"{k} {v.item()}" for k, v in terms.items())
-            raise FloatingPointError(f"Loss is {loss.item()} ({values}) at iteration {current_iter}; lower the "
+        values = torch.stack([v.detach().float() for v in terms.values()] + [loss.detach().float()]).tolist()
+        logged = {**dict(zip(terms, values)), "l_total": values[-1]}  # one host sync per step
+        if not math.isfinite(values[-1]):
+            parts = ", ".join(f"{k} {v}" for k, v in logged.items() if k != "l_total")
+            raise FloatingPointError(f"Loss is {values[-1]} ({parts}) at iteration {current_iter}; lower the "
                                      f"learning rate or check the MOS values")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -133,7 +136,7 @@ class GeneralIQAModel:
             g["lr"] = lr
         if step_scheduler:
             self.scheduler.step()
-        return {**{k: v.item() for k, v in terms.items()}, "l_total": loss.item()}
+        return logged
 
     def current_lr(self) -> float:
         """The learning rate the last step used (warm-up included); the first parameter group's when

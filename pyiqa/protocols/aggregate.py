@@ -148,7 +148,7 @@ def csv_text(records: Sequence[SplitRecord], cross: Sequence[str] = ()) -> str:
     return buf.getvalue()
 
 
-def _fmt(stats: Dict[str, Any]) -> str:
+def format_stats(stats: Dict[str, Any]) -> str:
     if not stats["n"]:
         return "n/a"
     std = "" if stats["std"] is None else f" ± {stats['std']:.4f}"
@@ -166,7 +166,8 @@ def markdown_text(summary: Dict[str, Any]) -> str:
     rows = dict(summary["protocols"])
     rows.update({f"cross: {k}": v for k, v in (summary.get("cross") or {}).items()})
     for label, block in rows.items():
-        lines.append(f"| {label} | " + " | ".join(_fmt(block[m]) for m in METRICS) + f" | {block['srcc']['n']} |")
+        cells = " | ".join(format_stats(block[m]) for m in METRICS)
+        lines.append(f"| {label} | {cells} | {block['srcc']['n']} |")
     lines += ["", "- **release**: the metrics at the best validation score (`best.val` of results.json). With "
               "the release's 80/20 split files validation runs on the test part, so this is the best test "
               "score seen during training: the paper's protocol, optimistic.",

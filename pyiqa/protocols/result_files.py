@@ -59,7 +59,8 @@ class RunSummary:
 
     @property
     def random_weights(self) -> bool:
-        return self.backbone in RANDOM_BACKBONES
+        """Any of the run's backbones builds untrained weights."""
+        return any(b in RANDOM_BACKBONES for b in self.backbone.split(", "))
 
     def value(self, protocol: str, metric: str) -> Optional[float]:
         """The median of ``metric`` under ``protocol``, or None when the summary lacks it."""
@@ -179,12 +180,29 @@ def read_summary(path: str | Path) -> RunSummary:
     return run
 
 
-def config_backbone(config: Optional[str], summary: Path) -> Tuple[str, str]:
-    """``(network.backbone, '')`` of the run's config, or ``('unknown', why)``.
+def _backbone_of(config: Path) -> Tuple[Optional[str], str]:
+    """``(network.backbone, '')`` of one YAML, or ``(None, why)``."""
+    try:
+        with open(config, "r", encoding="utf-8") as f:
+            opt = yaml.safe_load(f)
+        return str(opt["network"]["backbone"]), ""
+    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+        return None, f"config '{config}' unreadable ({type(e).__name__})"
+    except (KeyError, TypeError):
+        return None, f"config '{config}' has no network.backbone"
 
-    A relative config path is looked up from the working directory, then from the results folder's
-    parent (the repository a run was started in, usually), then from the summary's folder.
+
+def config_backbone(config: Optional[str], summary: Path) -> Tuple[str, str]:
+    """``(network.backbone, '')`` of the run, or ``('unknown', why)``.
+
+    First the per-split YAMLs the split runner wrote beside the summary (``configs/*.yml``: what actually
+    ran, ``--force_yml`` overrides included; several backbones are joined with ', '), then the config
+    the summary names. A relative config path is looked up from the working directory, then from the
+    results folder's parent (the repository a run was started in, usually), then from the summary's folder.
     """
+    derived = {b for b, _ in map(_backbone_of, sorted(summary.parent.glob("configs/*.yml"))) if b}
+    if derived:
+        return ", ".join(sorted(derived)), ""
     if not config:
         return "unknown", "the summary names no config"
     candidates = [Path(config)] if Path(config).is_absolute() else \
@@ -192,15 +210,8 @@ def config_backbone(config: Optional[str], summary: Path) -> Tuple[str, str]:
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
         return "unknown", f"config '{config}' not found"
-    try:
-        with open(found, "r", encoding="utf-8") as f:
-            opt = yaml.safe_load(f)
-        backbone = opt["network"]["backbone"]
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
-        return "unknown", f"config '{found}' unreadable ({type(e).__name__})"
-    except (KeyError, TypeError):
-        return "unknown", f"config '{found}' has no network.backbone"
-    return str(backbone), ""
+    backbone, why = _backbone_of(found)
+    return (backbone, "") if backbone else ("unknown", why)
 
 
 def read_zero_shot(path: str | Path) -> ZeroShotResult:

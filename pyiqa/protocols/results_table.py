@@ -14,11 +14,15 @@ ensemble for Table 5), then the most splits, then the newest ``summary.json``, t
 the others are listed under "Other results" with their numbers. Of several zero-shot files of one dataset
 (``koniq.json`` and ``koniq10k.json``), the newest is chosen the same way. Results that fit no paper cell
 (other datasets, label counts, cross-dataset tests) are listed there too, so every number read is shown.
+
+A run's backbone is read from the per-split YAMLs beside its summary, else from the config it names
+(result_files.config_backbone); ``random``/``random-tiny`` there, or ``random_weights: true`` in a
+zero-shot file, puts a loud warning at the top and marks the backbone row. A malformed result file is
+skipped with a warning and listed at the end of the Markdown (``strict``: the error stops the build).
 """
 from __future__ import annotations
 
 import io
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -27,8 +31,6 @@ from pyiqa.utils.atomic import write_bytes
 
 from .paper_results import FEW_LABELS, PAPER_YAML, load_paper_results
 from .result_files import Results, RunSummary, ZeroShotResult, collect_results
-
-logger = logging.getLogger(__name__)
 
 NA = "n/a"
 MD_NAME, PNG_NAME = "TABLE.md", "TABLE.png"
@@ -95,7 +97,7 @@ def pair(a: str, b: str) -> str:
 def backbone_label(backbone: str, random_weights: bool) -> str:
     if random_weights:
         return f"{backbone} (RANDOM)"
-    return backbone if backbone == "unknown" else Path(backbone).name
+    return backbone if backbone == "unknown" else ", ".join(Path(b).name for b in backbone.split(", "))
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> List[str]:
@@ -142,8 +144,8 @@ def _run_notes(picks: Sequence[Tuple[str, Pick]], variant: str) -> List[str]:
             continue
         if pick.others:
             notes.append(f"{column}: {1 + len(pick.others)} runs fit; shown: {run.name} "
-                         f"({run.n_splits('release')} splits); also: "
-                         + ", ".join(f"{o.name} ({o.n_splits('release')} splits)" for o in pick.others))
+                         f"({_count(run.n_splits('release'), 'split')}); also: "
+                         + ", ".join(f"{o.name} ({_count(o.n_splits('release'), 'split')})" for o in pick.others))
         if run.variant != variant:
             notes.append(f"{column}: {run.name} uses prompts {run.prompts or 'unknown'} ({run.variant}); "
                          f"the paper's numbers are {variant}")

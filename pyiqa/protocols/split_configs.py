@@ -1,9 +1,10 @@
 """The per-split training configs of a split run, and which protocol each one supports.
 
-From one training YAML (plus ``--force_yml`` overrides) :func:`derive_options` builds the config of split
+From one training YAML (with ``--force_yml`` overrides and the ``test_<dataset>`` sections of
+cross-dataset tests, :func:`cross_sections`, applied) :func:`derive_options` builds the config of split
 (or few-label repeat) N: run name ``<name>_split<N>`` (``<name>_labels<L>_rep<N>``), ``split_index: N``
-in every dataset section that selects rows by split, the few-label subset file in the sections over the
-training data, and one ``test_<dataset>`` section per cross-dataset test.
+in every dataset section that selects rows by split, and the few-label subset file in the sections over
+the training data.
 
 :func:`validation_part` decides, before anything is trained, whether the run's validation keeps the test
 images out, by looking at the rows the ``val`` section selects exactly as :mod:`pyiqa.data.splits`
@@ -45,8 +46,20 @@ def run_name(name: str, split: int, labels: Optional[int]) -> str:
 
 def _demo_files(section: Dict[str, Any]) -> Dict[str, Path]:
     # DemoIQADataset's defaults (pyiqa.data.demo_dataset): its CSV and 80/20 pickle in dataroot_target
-    from ..data.demo_dataset import _paths
-    return _paths(Path(section.get("dataroot_target", ".")))
+    from ..data.demo_dataset import demo_paths
+    return demo_paths(Path(section.get("dataroot_target", ".")))
+
+
+def network_prompts(network: Optional[Dict[str, Any]]) -> List[str]:
+    """The prompt groups a ``network`` section builds: its ``prompts``, else its type's (the release's
+    class names preset them), else UniQA's default."""
+    import inspect
+    from ..archs.uniqa_arch import VARIANTS, UniQA
+    network = network or {}
+    if network.get("prompts") is not None:
+        return list(network["prompts"])
+    preset = VARIANTS.get(str(network.get("type")), {}).get("prompts")
+    return list(preset if preset is not None else inspect.signature(UniQA).parameters["prompts"].default)
 
 
 def meta_csv(section: Dict[str, Any]) -> Optional[Path]:
@@ -116,13 +129,13 @@ def cross_sections(names: Sequence[str], test_dir: Path, dataroots: Dict[str, st
     return out
 
 
-def derive_options(opt: Dict[str, Any], split: int, name: str, labels_file: Optional[Path] = None,
-                   cross: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
+def derive_options(opt: Dict[str, Any], split: int, name: str, labels_file: Optional[Path] = None
+                   ) -> Dict[str, Any]:
     """The config of split ``split`` (a new dict; ``opt`` is not changed).
 
     ``split_index: split`` goes into every dataset section with a split_file or split_index; with
     ``labels_file`` the sections over the training data read that file instead (their split columns
-    dropped); ``cross`` sections are added as ``test_<dataset>``.
+    dropped).
     """
     out = copy.deepcopy(opt)
     out["name"] = name
@@ -137,8 +150,6 @@ def derive_options(opt: Dict[str, Any], split: int, name: str, labels_file: Opti
             section["split_file"] = str(labels_file)
         if selects_by_split(section):
             section["split_index"] = split
-    for dataset, section in (cross or {}).items():
-        datasets[f"test_{dataset}"] = copy.deepcopy(section)
     return out
 
 
@@ -218,5 +229,12 @@ def differences(old: Dict[str, Any], new: Dict[str, Any], prefix: str = "") -> L
         if isinstance(a, dict) and isinstance(b, dict):
             out += differences(a, b, f"{where}.")
         elif a != b:
-            out.append(f"{where}: {a!r} there, {b!r} now")
+            out.append(f"{where}: {_short(a, key in old)} there, {_short(b, key in new)} now")
     return out
+
+
+def _short(value: Any, present: bool) -> str:
+    if not present:
+        return "absent"
+    text = "a section" if isinstance(value, dict) else repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

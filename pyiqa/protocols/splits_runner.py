@@ -23,11 +23,11 @@ from typing import Any, Dict, List, Optional, Sequence
 import yaml
 
 from ..utils.atomic import write_if_changed
-from ..utils.errors import ConfigError, PyiqaError, TrainingError
+from ..utils.errors import ConfigError, TrainingError
 from ..utils.options import apply_overrides, load_yaml
 from . import aggregate
 from .split_configs import (add_test_section, base_name, cross_sections, derive_options, differences,
-                            few_label_file, run_name, selects_by_split, validation_part)
+                            few_label_file, network_prompts, run_name, selects_by_split, validation_part)
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ class Plan:
     name: str
     out_dir: Path
     dataset: str
-    prompts: Optional[List[str]]
+    prompts: List[str]
     jobs: List[Job]
 
 
@@ -127,8 +127,13 @@ def parse_assignments(items: Sequence[str], flag: str) -> Dict[str, str]:
 def make_plan(args: SplitRunArgs) -> Plan:
     """Every check, nothing written: the jobs with their derived options and what is on disk."""
     from ..engine.options import validate_options  # imports torch: only once the arguments are sane
-    opt = apply_overrides(load_yaml(args.opt), args.force_yml)
-    user_prompts = ((load_yaml(args.opt).get("network") or {}).get("prompts"))
+    if args.labels is not None and args.labels < 1:
+        raise ConfigError(f"--labels {args.labels}: the number of training labels must be >= 1 (50, 100, 200)")
+    user_opt = load_yaml(args.opt)
+    cross = cross_sections(args.test_on, args.test_options_dir, args.dataroots)
+    with_cross = {**user_opt, "datasets": {**(user_opt.get("datasets") or {}),
+                                           **{f"test_{k}": v for k, v in cross.items()}}}
+    opt = apply_overrides(with_cross, args.force_yml)  # so --force_yml can also tune a test_<dataset> section
     datasets = opt.get("datasets") or {}
     for key in ("train", "val"):
         if not isinstance(datasets.get(key), dict):
@@ -137,20 +142,19 @@ def make_plan(args: SplitRunArgs) -> Plan:
     if args.labels is None and not selects_by_split(datasets["train"]):
         raise ConfigError(f"{args.opt}: datasets.train has no split_file or split_index, so every split would "
                           "train on the same rows; give the 10-split file (<name>_ratio802_seed123.pkl)")
-    prompts = (opt.get("network") or {}).get("prompts")
+    prompts = network_prompts(opt.get("network"))
     name = base_name(str(opt.get("name", "run")))
     if args.tag:
         name = f"{name}_{args.tag}"
-    elif prompts != user_prompts and isinstance(prompts, list):
+    elif prompts != network_prompts(user_opt.get("network")):
         name = f"{name}_{'-'.join(map(str, prompts))}"  # e.g. the multi-cue adapter beside the single cue
     labels_file = few_label_file(datasets["train"], args.labels) if args.labels is not None else None
-    cross = cross_sections(args.test_on, args.test_options_dir, args.dataroots)
     out_name = name if args.labels is None else f"{name}_labels{args.labels}"
     out_dir = Path(args.results) / out_name
     jobs = []
     for split in args.splits:
         run = run_name(name, split, args.labels)
-        derived = derive_options(opt, split, run, labels_file, cross)
+        derived = derive_options(opt, split, run, labels_file)
         validate_options(derived, is_train=True)
         val_part, note = validation_part(derived["datasets"], split)
         if val_part == "val" and add_test_section(derived["datasets"]):
@@ -184,6 +188,9 @@ def _check_existing(job: Job, auto_resume: bool) -> None:
             raise ConfigError(f"split {job.split}: {job.exp_dir} stopped at iteration {states[-1]} without "
                               "results.json; pass --auto_resume to continue it (without it train.py would "
                               "archive that run and start again)")
+    else:
+        logger.info("split %d: %s holds no training state: train.py moves it aside and starts again",
+                    job.split, job.exp_dir)
 
 
 # ---------------------------------------------------------------------------------------------- run
@@ -197,11 +204,14 @@ def _child_env(gpu: Optional[int], parallel: int) -> Dict[str, str]:
     return env
 
 
+def _command(job: Job, args: SplitRunArgs) -> List[str]:
+    return [*args.train_command, "-opt", str(job.config), "--root", str(args.root)] + (
+        ["--auto_resume"] if args.auto_resume else [])
+
+
 def _train(job: Job, args: SplitRunArgs, gpu: Optional[int], parallel: int) -> Optional[str]:
     """Run train.py for one split; None on success, else what went wrong."""
-    cmd = [*args.train_command, "-opt", str(job.config), "--root", str(args.root)]
-    if args.auto_resume:
-        cmd.append("--auto_resume")
+    cmd = _command(job, args)
     where = "" if gpu is None else f" on GPU {gpu}"
     logger.info("split %d: %s %s%s (output: %s)", job.split, "resuming" if job.state == "interrupted" else
                 "training", job.name, where, job.log)
@@ -235,8 +245,11 @@ def _run_all(jobs: List[Job], args: SplitRunArgs) -> List[str]:
         finally:
             free.put(gpu)
 
-    with ThreadPoolExecutor(max_workers=len(args.gpus)) as pool:
+    pool = ThreadPoolExecutor(max_workers=len(args.gpus))
+    try:
         return [e for e in pool.map(one, jobs) if e]
+    finally:  # after Ctrl-C (which the children get too) start no further split
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_splits(args: SplitRunArgs) -> Optional[Dict[str, Any]]:
@@ -247,12 +260,15 @@ def run_splits(args: SplitRunArgs) -> Optional[Dict[str, Any]]:
             splits that failed (after writing the summary of those that finished).
     """
     plan = make_plan(args)
+    notes = sorted({j.honest_note for j in plan.jobs if j.val_part != "val"})
+    logger.info("%s: %d splits; protocols: release (best validation score)%s", plan.name, len(plan.jobs),
+                "; honest unavailable: " + " / ".join(notes) if notes else
+                ", honest (net_best.pth, chosen on a validation part, on test)")
     for job in plan.jobs:
         write_if_changed(job.config, yaml.safe_dump(job.options, sort_keys=False).encode("utf-8"))
     if args.dry_run:
         for job in plan.jobs:
-            print(" ".join([*args.train_command, "-opt", str(job.config), "--root", str(args.root)]
-                           + (["--auto_resume"] if args.auto_resume else [])) + f"   # {job.state}")
+            logger.info("split %d (%s): %s", job.split, job.state, " ".join(_command(job, args)))
         return None
     for job in plan.jobs:
         if job.state == "finished":
@@ -275,10 +291,8 @@ def run_splits(args: SplitRunArgs) -> Optional[Dict[str, Any]]:
 def _log_summary(summary: Dict[str, Any], files: List[Path]) -> None:
     for protocol, block in summary["protocols"].items():
         logger.info("%s over %d splits: %s", protocol, block["srcc"]["n"], "  ".join(
-            f"{m} {aggregate._fmt(block[m])}" for m in aggregate.METRICS))
+            f"{m} {aggregate.format_stats(block[m])}" for m in aggregate.METRICS))
     if "honest_unavailable" in summary:
         logger.info("honest protocol not available: %s", summary["honest_unavailable"])
     logger.info("wrote %s", ", ".join(str(f) for f in files))
 
-
-__all__ = ["SplitRunArgs", "run_splits", "parse_splits", "parse_gpus", "parse_assignments", "PyiqaError"]

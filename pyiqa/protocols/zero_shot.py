@@ -35,6 +35,7 @@ import dataclasses
 import io
 import json
 import logging
+import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -56,10 +57,10 @@ DEMO = "demo"  # the embedded demo data: not a benchmark, for smoke runs and tes
 DATASETS = tuple(sorted(PREPARERS)) + (DEMO,)
 DEFAULT_MODELS = ("uniqa", "uniqa-single")
 METRICS = ("srcc", "plcc", "krcc")
-#: the keys that select rows of the meta CSV; dropped so that every row is scored. (``split_ratio``
-#: only qualifies an integer ``split_index`` and selects nothing on its own, so it stays.)
+#: the keys that select rows of the meta CSV; dropped so that every row is scored. ``split_ratio`` stays:
+#: it only qualifies an integer ``split_index``, and DemoIQADataset reads its presence as "no default
+#: split file", so demo.yml's section scores all 130 demo images.
 SPLIT_KEYS = ("split_file", "split_index", "split_column", "override_phase")
-META_DIR_IN_CONFIGS = "./datasets/meta_info/"
 
 
 @dataclasses.dataclass
@@ -342,7 +343,9 @@ def _create_metrics(req: ZeroShotRequest) -> Dict[str, Any]:
 
 def _run_dataset(name: str, config: Path, dataset: Any, metrics: Mapping[str, Any], req: ZeroShotRequest,
                  backbone: str, note: Optional[str]) -> DatasetResult:
+    start = time.perf_counter()
     scores, labels, rows = score_dataset(name, dataset, metrics, req)
+    seconds = time.perf_counter() - start
     summary: Dict[str, Any] = {
         "dataset": name, "images": len(rows), "backbone": backbone, "random_weights": note is not None,
         "models": {model: correlations(pred, labels) for model, pred in scores.items()},
@@ -355,5 +358,6 @@ def _run_dataset(name: str, config: Path, dataset: Any, metrics: Mapping[str, An
     write_bytes(out / f"{name}_predictions.csv", predictions_csv(dataset, rows, labels, scores, note))
     json_path = out / f"{name}.json"
     write_bytes(json_path, (json.dumps(summary, indent=2) + "\n").encode("utf-8"))
-    logger.info("%s: %d images scored; wrote %s", name, len(rows), json_path)
+    logger.info("%s: %d images scored by %d model(s) in %.1f s (%.1f images/s per model); wrote %s", name,
+                len(rows), len(scores), seconds, len(rows) * len(scores) / max(seconds, 1e-9), json_path)
     return DatasetResult(name, json_path, summary)
