@@ -105,7 +105,10 @@ class GeneralIQAModel:
     # ----------------------------------------------------------------------------------- training
     def train_step(self, batch: Dict[str, Any], current_iter: int, step_scheduler: bool) -> Dict[str, float]:
         """One optimisation step on a batch of crops; returns the logged losses."""
-        self.train_net.train()
+        # the inner network's flag (evaluation switches self.net, not a DDP wrapper); only after an
+        # evaluation: walking the CLIP's modules on every step took half a cached step's time
+        if not self.net.training:
+            self.train_net.train()
         mos = batch["mos_label"].to(self.device, non_blocking=True).float()
         if "feat" in batch:  # cached tower embeddings (train.feature_cache)
             pred = self.train_net(batch["feat"].to(self.device, non_blocking=True), embedded=True)
