@@ -140,8 +140,13 @@ def make_plan(args: SplitRunArgs) -> Plan:
             raise ConfigError(f"{args.opt}: the split runner needs a datasets.{key} section (the release "
                               "protocol is the best validation score)")
     if args.labels is None and not selects_by_split(datasets["train"]):
-        raise ConfigError(f"{args.opt}: datasets.train has no split_file or split_index, so every split would "
-                          "train on the same rows; give the 10-split file (<name>_ratio802_seed123.pkl)")
+        if list(args.splits) != [1]:
+            raise ConfigError(f"{args.opt}: datasets.train has no split_file or split_index, so every split "
+                              "would train on the same rows; give the 10-split file "
+                              "(<name>_ratio802_seed123.pkl), or --splits 1 for one run on the dataset's own "
+                              "(official) split")
+        logger.info("%s: no split selection: one run on the dataset's own split (AVA's and AADB's "
+                    "official split)", args.opt)
     prompts = network_prompts(opt.get("network"))
     name = base_name(str(opt.get("name", "run")))
     if args.tag:

@@ -253,3 +253,18 @@ def test_few_label_repeats_report_the_release_protocol_only(tmp_path, demo_data)
     assert summary["labels"] == 50 and summary["splits"] == [2]
     assert summary["protocols"]["release"]["srcc"]["median"] == result["best"]["val"]["metrics"]["srcc"]
     assert "honest" not in summary["protocols"] and "has no 'val' rows" in summary["honest_unavailable"]
+
+
+def test_a_config_without_splits_runs_once_on_its_own_split(tmp_path, demo_data):
+    """AVA's and AADB's configs train on the dataset's official split: --splits 1 runs it once; a range
+    would repeat the same rows and is refused."""
+    opt = train_options("UniQA_Official", demo_data, "random-tiny", network__backbone="random-tiny")
+    for section in opt["datasets"].values():
+        del section["split_file"], section["split_index"]
+    args = SplitRunArgs(opt=str(write_yaml(tmp_path / "official.yml", opt)), splits=[1], train_command=["train.py"],
+                        root=str(tmp_path), results=str(tmp_path / "results"),
+                        test_options_dir=REPO / "options/test/UniQA")
+    job, = make_plan(args).jobs
+    assert job.name == "UniQA_Official_split1" and "split_index" not in job.options["datasets"]["train"]
+    with pytest.raises(ConfigError, match=r"--splits 1 for one run on the dataset's own \(official\) split"):
+        make_plan(SplitRunArgs(**{**vars(args), "splits": [1, 2]}))
