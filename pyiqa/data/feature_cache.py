@@ -92,6 +92,11 @@ def dataset_identity(ds: Any) -> Dict[str, Any]:
             "rows": len(names), "images_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest()}
 
 
+def shard_id(rows: Sequence[int]) -> str:
+    """The name of the shard holding ``rows`` (in order)."""
+    return hashlib.sha256(",".join(map(str, rows)).encode()).hexdigest()[:16]
+
+
 def _image_stat(path: Path) -> List[int]:
     st = path.stat()
     return [int(st.st_size), int(st.st_mtime_ns)]
@@ -117,13 +122,13 @@ class FeatureTable:
 
     def __init__(self, folder: Path, spec: CacheSpec, image_path: Callable[[int], Path]):
         self.folder, self.spec, self.image_path = Path(folder), spec, image_path
-        self.index: Dict[int, Tuple[int, int]] = {}   # row -> (shard number, position in it)
-        self.shards: Dict[int, np.ndarray] = {}        # shard number -> memory-mapped (n, K, D)
+        self.index: Dict[int, Tuple[str, int]] = {}   # row -> (shard id, position in it)
+        self.shards: Dict[str, np.ndarray] = {}        # shard id -> memory-mapped (n, K, D)
 
     # ------------------------------------------------------------------------------------ reading
-    def shard_files(self) -> Iterator[Tuple[int, Path, Path]]:
+    def shard_files(self) -> Iterator[Tuple[str, Path, Path]]:
         for meta in sorted(self.folder.glob("shard-*.json")):
-            yield int(meta.stem.split("-")[1]), meta.with_suffix(".npy"), meta
+            yield meta.stem[len("shard-"):], meta.with_suffix(".npy"), meta
 
     def open(self, rows: Sequence[int], delete_bad: bool) -> List[int]:
         """Index every valid shard holding one of ``rows``; returns the rows of ``rows`` still missing.
@@ -169,8 +174,8 @@ class FeatureTable:
                 return f"image '{path}' is gone"
         return ""
 
-    def _bad(self, number: int, npy: Path, meta: Path, reason: str, delete: bool) -> None:
-        logger.warning("Feature cache %s: shard %d is invalid (%s); it is %s", self.folder, number, reason,
+    def _bad(self, number: str, npy: Path, meta: Path, reason: str, delete: bool) -> None:
+        logger.warning("Feature cache %s: shard %s is invalid (%s); it is %s", self.folder, number, reason,
                        "deleted and rebuilt" if delete else "skipped")
         if delete:
             for path in (meta, npy):
@@ -182,9 +187,10 @@ class FeatureTable:
         return self.shards[number][pos]
 
     # ------------------------------------------------------------------------------------ writing
-    def write_shard(self, number: int, rows: List[int], feats: np.ndarray) -> None:
-        """Atomically write ``shard-<number>.npy``, then its ``.json`` (only a shard with both counts)."""
-        npy = self.folder / f"shard-{number:06d}.npy"
+    def write_shard(self, rows: List[int], feats: np.ndarray) -> None:
+        """Atomically write ``shard-<id>.npy``, then its ``.json`` (only a shard with both counts). The id
+        is a hash of the rows, so every process names a shard alike whatever it saw of the folder."""
+        npy = self.folder / f"shard-{shard_id(rows)}.npy"
         atomic_write(npy, lambda f: np.save(f, feats.astype(np.float16), allow_pickle=False))
         info = {"rows": rows, "shape": list(feats.shape), "sha256": _file_sha256(npy),
                 "stats": [_image_stat(self.image_path(r)) for r in rows]}
@@ -282,8 +288,7 @@ class FeatureCache:
             logger.info("Feature cache %s: building %d of %d images' %s in %s", folder.name, len(missing),
                         len(rows), what, folder)
             chunks = [missing[i:i + SHARD_ROWS] for i in range(0, len(missing), SHARD_ROWS)]
-            first = max((n for n, _, _ in table.shard_files()), default=-1) + 1
-            mine = [(first + j, chunk) for j, chunk in enumerate(chunks) if j % world == rank]
+            mine = [chunk for j, chunk in enumerate(chunks) if j % world == rank]
             self._build(ds, table, mine, progress and rank == 0, what)
             dist.barrier()
             missing = table.open(rows, delete_bad=False)
@@ -295,9 +300,8 @@ class FeatureCache:
         return table
 
     @torch.no_grad()
-    def _build(self, ds: Any, table: FeatureTable, shards: List[Tuple[int, List[int]]], progress: bool,
-               what: str) -> None:
-        rows = [r for _, chunk in shards for r in chunk]
+    def _build(self, ds: Any, table: FeatureTable, shards: List[List[int]], progress: bool, what: str) -> None:
+        rows = [r for chunk in shards for r in chunk]
         if not rows:
             return
         crop = self.net.crop_spec if table.spec.kind == "crops" else None
@@ -306,7 +310,7 @@ class FeatureCache:
         was_training = self.net.training
         self.net.eval()
         todo = iter(shards)
-        number, chunk = next(todo)
+        chunk = next(todo)
         buffer: List[np.ndarray] = []
         try:
             bar = tqdm(total=len(rows), desc=f"cache {what}", unit="img", disable=not progress,
@@ -320,9 +324,9 @@ class FeatureCache:
                     bar.update(len(pending))
                     pending = []
                     if len(buffer) == len(chunk):
-                        table.write_shard(number, chunk, np.stack(buffer))
+                        table.write_shard(chunk, np.stack(buffer))
                         buffer = []
-                        number, chunk = next(todo, (None, []))
+                        chunk = next(todo, [])
             bar.close()
         finally:
             self.net.train(was_training)
