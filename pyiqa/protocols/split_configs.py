@@ -45,9 +45,11 @@ def run_name(name: str, split: int, labels: Optional[int]) -> str:
 
 
 def _demo_files(section: Dict[str, Any]) -> Dict[str, Path]:
-    # DemoIQADataset's defaults (pyiqa.data.demo_dataset): its CSV and 80/20 pickle in dataroot_target
-    from ..data.demo_dataset import demo_paths
-    return demo_paths(Path(section.get("dataroot_target", ".")))
+    """DemoIQADataset's CSV and 80/20 pickle in its dataroot_target, built first when missing (as the
+    dataset does on first use), so a fresh machine can plan demo splits before any training."""
+    from ..data.demo_dataset import build_demo_dataset
+    info = build_demo_dataset(Path(section.get("dataroot_target", ".")))
+    return {"meta_info_file": Path(info["meta_info_file"]), "split_file": Path(info["split_file"])}
 
 
 def network_prompts(network: Optional[Dict[str, Any]]) -> List[str]:
