@@ -180,7 +180,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--work", default="benchmark_training", help="folder for data, runs and caches")
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--views", type=int, default=16, help="train.views_per_image of the cached loop")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers of the standard loop")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="DataLoader workers (default: one per core beyond the first, at most 8)")
     parser.add_argument("--precision", default="auto", help="both loops (auto: the fastest on this device)")
     parser.add_argument("--synthetic-images", type=int, default=1000)
     parser.add_argument("--synthetic-size", type=int, nargs=2, default=(512, 384), metavar=("W", "H"))
@@ -189,6 +190,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--skip", choices=["demo", "synthetic"], action="append", default=[])
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
+    if args.workers is None:
+        from pyiqa.utils.threads import available_cores
+        args.workers = min(8, available_cores() - 1)
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     import torch

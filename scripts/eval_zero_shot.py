@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="precision of the frozen CLIP (default auto: bf16 where it is fast, else fp32)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per forward pass, 10 crops each (default 4 on CPU, 32 on CUDA)")
-    p.add_argument("--workers", type=int, default=4, help="image-decoding processes (default 4)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="image-decoding processes (default: one per core beyond the first, at most 4)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
                    help="score only the first N images of each dataset (a quick look)")
     p.add_argument("--out", type=Path, default=Path("results/zero_shot"),

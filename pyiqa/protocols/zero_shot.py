@@ -89,7 +89,7 @@ class ZeroShotRequest:
     device: Optional[str] = None
     precision: str = "auto"
     batch_size: Optional[int] = None
-    workers: int = 4
+    workers: Optional[int] = None  # None: one per core beyond the first, at most 4
     limit: Optional[int] = None
     out: Path = Path("results/zero_shot")
     dataroots: Mapping[str, str] = dataclasses.field(default_factory=dict)
@@ -144,7 +144,8 @@ def check_request(req: ZeroShotRequest) -> None:
     for flag, value in (("--limit", req.limit), ("--batch-size", req.batch_size)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{flag} must be a positive integer, got {value!r}")
-    if isinstance(req.workers, bool) or not isinstance(req.workers, int) or req.workers < 0:
+    if req.workers is not None and (isinstance(req.workers, bool) or not isinstance(req.workers, int)
+                                    or req.workers < 0):
         raise ConfigError(f"--workers must be an integer >= 0, got {req.workers!r}")
 
 
@@ -270,7 +271,7 @@ def score_dataset(name: str, dataset: Any, metrics: Mapping[str, Any], req: Zero
     labels: List[float] = []
     for model, metric in metrics.items():
         loader = build_dataloader(items, {"batch_size_per_gpu": req.batch_size or metric.batch_size,
-                                          "num_worker_per_gpu": req.workers}, "test",
+                                          "num_worker_per_gpu": loader_workers(req)}, "test",
                                   where=f"{name} ({model})", device=metric.device)
         result = predict(metric.net, loader, metric.device, desc=f"{name} {model}", pbar=True)
         if result["img_path"] != expected:  # the CSV names rows by position: never mislabel one
@@ -332,10 +333,17 @@ def evaluate(req: ZeroShotRequest) -> List[DatasetResult]:
     return [results[n] for n in req.datasets]
 
 
+def loader_workers(req: ZeroShotRequest) -> int:
+    """``--workers``, or by default one decoding process per core beyond the first (at most 4), so
+    workers and torch's threads never oversubscribe a small machine."""
+    from ..utils.threads import available_cores
+    return req.workers if req.workers is not None else min(4, available_cores() - 1)
+
+
 def _create_metrics(req: ZeroShotRequest) -> Dict[str, Any]:
     from ..inference import create_metric
     from ..utils.threads import configure_threads
-    configure_threads(req.workers)
+    configure_threads(loader_workers(req))
     return {model: create_metric(model, device=req.device, backbone=req.backbone, precision=req.precision,
                                  batch_size=req.batch_size)
             for model in req.models}
