@@ -46,6 +46,7 @@ class Trainer:
         configure_threads(self.train_loader.num_workers)
         self.model = GeneralIQAModel(opt, self.device, is_train=True, world_size=self.world_size)
         self.best: Dict[str, Dict[str, float]] = {}
+        self.saved_at: Optional[tuple] = None  # (step, epoch) of the training state written last
         run.resume(self._restore)
         self.writer = run.start()  # everything checked: only now the experiment folder is created
         self.cached = bool(opt["train"].get("feature_cache", False))
@@ -149,7 +150,8 @@ class Trainer:
                 self.save_network(f"net_{it}.pth")
         if self.has_val and run.step % val_freq != 0:
             self.validate()
-        self.save()
+        if self.saved_at != (run.step, run.epoch):  # not saved already, with nothing new since (a
+            self.save()                              # validation or an epoch end changes the state)
         results = self.test()
         best_results = self.test_best_network()
         self.write_results(results, best_results, time.time() - tic)
@@ -191,6 +193,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------ evaluation
     def validate(self) -> None:
         """Evaluate every ``val*`` set on rank 0; keep the best network by ``val.key_metric``."""
+        self.saved_at = None  # the best record may change: the state must be written again
         val_opt = self.opt.get("val") or {}
         if self.rank == 0:
             metrics_opt = val_opt["metrics"]
@@ -275,6 +278,7 @@ class Trainer:
         """net_latest.pth and the training state of this iteration (all ranks' RNG states)."""
         self.save_network("net_latest.pth")
         self.runtime.save_state(lambda: {**self.model.training_state(), "best": self.best})
+        self.saved_at = (self.runtime.step, self.runtime.epoch)
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
