@@ -1,14 +1,23 @@
 """``train.feature_cache: true`` end to end: the log says which loop ran, results.json records it, a second
-run reuses the cache, a resumed cached run continues exactly, and two DDP ranks read one cache."""
+run reuses the cache, a run killed mid-way resumes bit-identically, and two DDP ranks read one cache."""
 from __future__ import annotations
 
 import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from pyiqa.train import main
 from helpers import REPO, run_script, train_options, write_yaml
+
+
+TOTAL = 160  # cached steps take milliseconds: long enough to be killed mid-run
 
 
 def _losses(exp):
@@ -23,28 +32,44 @@ def _cached(name, demo, backbone, cache_dir, **changes):
     return train_options(name, demo, backbone, **{**options, **changes})
 
 
-def test_cached_run_reuses_its_cache_and_resumes_exactly(tmp_path, demo_data, tiny_backbone, capfd):
+def test_cached_run_reuses_its_cache_and_a_sigkill_resumes_bit_identically(tmp_path, demo_data, tiny_backbone):
+    """README's promise for the cached loop too: killed (SIGKILL) at a random point across epochs, it
+    resumes with --auto_resume and logs bit-identical losses; the second and third runs reuse the cache."""
     cache = tmp_path / "cache"
-    straight = _cached("straight", demo_data, tiny_backbone, cache, train__total_iter=8, val__val_freq=4)
-    main(["-opt", str(write_yaml(tmp_path / "a.yml", straight)), "--root", str(tmp_path)])
-    log = capfd.readouterr().out
+    straight = _cached("straight", demo_data, tiny_backbone, cache, train__total_iter=TOTAL, val__val_freq=50,
+                       logger__save_latest_freq=2)
+    log = run_script([str(REPO / "train.py"), "-opt", str(write_yaml(tmp_path / "a.yml", straight)), "--root",
+                      str(tmp_path)], cwd=tmp_path).stdout  # a process of its own, as the killed one
     assert "Training loop: cached features (2 fixed views per training image" in log
     # the 80/20 split has no val part: validation runs on the 26 test images
     assert "building 104 of 104 images' demo views" in log and "building 26 of 26 images' demo crops" in log
     exp = tmp_path / "experiments" / "straight"
     results = json.loads((exp / "results.json").read_text())
-    assert results["feature_cache"] is True and results["iterations"] == 8 and 0 <= results["best"]["val"]["iter"] <= 8
+    assert results["feature_cache"] is True and results["iterations"] == TOTAL and results["cache_seconds"] > 0
     expected = _losses(exp)
+    assert sorted(expected) == list(range(1, TOTAL + 1))
 
-    first = _cached("resumed", demo_data, tiny_backbone, cache, train__total_iter=4, val__val_freq=4)
-    yml = write_yaml(tmp_path / "b.yml", first)
-    main(["-opt", str(yml), "--root", str(tmp_path)])
-    main(["-opt", str(yml), "--root", str(tmp_path), "--auto_resume", "--force_yml", "train.total_iter=8"])
-    log = capfd.readouterr().out
-    assert "building" not in log and "all 104 images' demo views" in log  # the cache is reused
-    assert "at epoch 0, step 4" in log
-    resumed = _losses(tmp_path / "experiments" / "resumed")
-    assert [resumed[s] for s in range(5, 9)] == [expected[s] for s in range(5, 9)]    # bit for bit
+    straight["name"] = "killed"
+    yml = write_yaml(tmp_path / "b.yml", straight)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "2"}  # as run_script: same float sums
+    proc = subprocess.Popen([sys.executable, str(REPO / "train.py"), "-opt", str(yml), "--root", str(tmp_path)],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    states = tmp_path / "experiments" / "killed" / "training_states"
+    kill_after = random.Random().choice(range(30, 120, 2))  # 26 steps an epoch: a random point, mid-run
+    deadline = time.time() + 300
+    while time.time() < deadline and not (states / f"{kill_after}.state").exists() and proc.poll() is None:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    out, _ = proc.communicate()
+    assert "building" not in out and "all 104 images' demo views" in out  # the cache is reused
+    saved = max(int(p.stem) for p in states.glob("*.state"))
+    assert saved < TOTAL, "the run finished before it was killed"
+    resumed_out = run_script([str(REPO / "train.py"), "-opt", str(yml), "--root", str(tmp_path), "--auto_resume"],
+                             cwd=tmp_path).stdout
+    assert f"step {saved}" in resumed_out and "building" not in resumed_out
+    resumed = _losses(tmp_path / "experiments" / "killed")
+    later = [s for s in expected if s > saved]
+    assert later and [resumed[s] for s in later] == [expected[s] for s in later]    # bit for bit
 
 
 def test_torchrun_two_ranks_share_one_cache(tmp_path, demo_data, tiny_backbone):
