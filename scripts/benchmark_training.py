@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import yaml
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -43,26 +43,11 @@ DISTORTIONS = {  # parameter per level 1..6
 }
 
 
-def _distort(img: Image.Image, kind: str, param: float, rng: np.random.Generator) -> Image.Image:
-    import io
-    if kind == "gblur":
-        return img.filter(ImageFilter.GaussianBlur(radius=param))
-    if kind == "gnoise":
-        arr = np.asarray(img, dtype=np.float64) + rng.normal(0.0, param, size=(img.height, img.width, 3))
-        return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8))
-    if kind == "jpeg":
-        buf = io.BytesIO()
-        img.save(buf, format="JPEG", quality=int(param))
-        buf.seek(0)
-        return Image.open(buf).convert("RGB")
-    return ImageEnhance.Contrast(img).enhance(param)
-
-
 def make_synthetic_set(root: Path, images: int, size: Sequence[int], seed: int = 0) -> Dict[str, Path]:
     """``images`` PNGs of ``size`` (W, H): contents are seeded random crops of the bundled photographs,
     each with its pristine version and 4 distortions x 6 levels (25 per content); an 80/20 split by
     content in a split pickle (pyiqa layout). Rebuilt only when missing or of another size/count."""
-    from pyiqa.data.demo_dataset import skimage_photo
+    from pyiqa.data.demo_dataset import distort_image, skimage_photo
     marker = root / "synthetic.json"
     spec = {"images": images, "size": list(size), "seed": seed, "version": 1}
     paths = {"root": root, "meta": root / "meta_info_synthetic.csv", "split": root / "synthetic_split.pkl"}
@@ -81,7 +66,7 @@ def make_synthetic_set(root: Path, images: int, size: Sequence[int], seed: int =
         ch = int(cw * h / w)
         x0, y0 = int(rng.integers(0, photo.width - cw + 1)), int(rng.integers(0, photo.height - ch + 1))
         base = photo.crop((x0, y0, x0 + cw, y0 + ch)).resize((w, h), Image.Resampling.LANCZOS)
-        variants = [("pristine", 0, base)] + [(k, lvl + 1, _distort(base, k, p, rng))
+        variants = [("pristine", 0, base)] + [(k, lvl + 1, distort_image(base, k, p, rng))
                                                for k, params in DISTORTIONS.items() for lvl, p in enumerate(params)]
         for kind, level, img in variants:
             if len(rows) == images:
@@ -214,9 +199,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(texts[-1], flush=True)
     if "synthetic" not in args.skip:
         paths = make_synthetic_set(work / "synthetic", args.synthetic_images, args.synthetic_size)
-        import pickle
-        with open(paths["split"], "rb") as f:
-            n_train = len(pickle.load(f)[1]["train"])
+        from pyiqa.utils.safe_pickle import load_data_pickle  # the project's restricted unpickler
+        n_train = len(load_data_pickle(paths["split"], "Split file")[1]["train"])
         ds = {"name": "synthetic", "type": "GeneralNRDataset", "dataroot_target": str(paths["root"] / "images"),
               "meta_info_file": str(paths["meta"]), "split_file": str(paths["split"]), "split_index": 1}
         figures["synthetic"] = benchmark("synthetic", ds, args.synthetic_backbone, args, work, n_train)

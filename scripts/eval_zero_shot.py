@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import List, Optional
 
 from pyiqa.protocols.zero_shot import (DATASETS, DEFAULT_MODELS, METRICS, DatasetResult, ZeroShotRequest,
-                                       evaluate, parse_dataroots, random_note)
+                                       evaluate, random_note)
 from pyiqa.utils.entry import run_cli
 from pyiqa.utils.logger import setup_logging
+from pyiqa.utils.options import parse_name_paths
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +72,7 @@ def main(argv: Optional[List[str]] = None) -> List[DatasetResult]:
     req = ZeroShotRequest(datasets=args.datasets, models=args.models, backbone=args.backbone,
                           device=args.device, precision=args.precision, batch_size=args.batch_size,
                           workers=args.workers, limit=args.limit, out=args.out,
-                          dataroots=parse_dataroots(args.dataroot), meta_dir=args.meta_dir)
+                          dataroots=parse_name_paths(args.dataroot, "--dataroot"), meta_dir=args.meta_dir)
     results = evaluate(req)
     notes = sorted({random_note(r.summary["backbone"]) for r in results if r.summary.get("random_weights")})
     print()

@@ -81,16 +81,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> Optional[Dict[str, Any]]:
-    from pyiqa.protocols.splits_runner import (SplitRunArgs, parse_assignments, parse_gpus, parse_splits,
+    from pyiqa.protocols.splits_runner import (SplitRunArgs, parse_gpus, parse_splits,
                                                run_splits)
     from pyiqa.utils.logger import setup_logging
+    from pyiqa.utils.options import parse_name_paths
     args = build_parser().parse_args(argv)
     setup_logging()
     return run_splits(SplitRunArgs(
         opt=args.opt, splits=parse_splits(args.splits), labels=args.labels,
         gpus=parse_gpus(args.gpus) if args.gpus is not None else None, auto_resume=args.auto_resume,
         force_yml=args.force_yml, root=args.root, results=args.results, tag=args.tag, test_on=args.test_on,
-        dataroots=parse_assignments(args.dataroot, "--dataroot"), dry_run=args.dry_run,
+        dataroots=parse_name_paths(args.dataroot, "--dataroot"), dry_run=args.dry_run,
         train_command=[sys.executable, str(REPO / "train.py")], test_options_dir=REPO / "options/test/UniQA"))
 
 

@@ -86,11 +86,13 @@ def _load_content(func_name: str, region: Tuple[float, float, float, float]) -> 
     return img.crop((x0, y0, x0 + cw, y0 + ch)).resize(SIZE, Image.Resampling.LANCZOS)
 
 
-def _distort(img: Image.Image, kind: str, param: float, rng: np.random.Generator) -> Image.Image:
+def distort_image(img: Image.Image, kind: str, param: float, rng: np.random.Generator) -> Image.Image:
+    """``img`` with one distortion of strength ``param``: 'gblur' (radius), 'gnoise' (std on 0-255),
+    'jpeg' (quality) or 'contrast' (factor); noise drawn from ``rng``."""
     if kind == "gblur":
         return img.filter(ImageFilter.GaussianBlur(radius=param))
     if kind == "gnoise":
-        arr = np.asarray(img, dtype=np.float64) + rng.normal(0.0, param, size=(SIZE[1], SIZE[0], 3))
+        arr = np.asarray(img, dtype=np.float64) + rng.normal(0.0, param, size=(img.height, img.width, 3))
         return Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8))
     if kind == "jpeg":
         buf = io.BytesIO()
@@ -169,7 +171,7 @@ def build_demo_dataset(root: Union[str, Path], force: bool = False,
         items = [("pristine", 0, ref, PRISTINE_MOS)]
         for kind, (params, offset) in DISTORTIONS.items():
             for level, param in zip(LEVELS, params):
-                items.append((kind, level, _distort(ref, kind, param, rng), LEVEL_MOS[level] + offset))
+                items.append((kind, level, distort_image(ref, kind, param, rng), LEVEL_MOS[level] + offset))
         for kind, level, img, mos in items:
             name = f"{content}_{kind}{level if level else ''}.png"
             img.save(paths["image_dir"] / name, compress_level=1)  # lossless; fast

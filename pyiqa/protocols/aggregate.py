@@ -28,7 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..utils.atomic import write_bytes
-from ..utils.errors import DataError
+from .result_files import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -54,16 +54,7 @@ class SplitRecord:
 
 def read_results(path: str | Path) -> Dict[str, Any]:
     """Load one ``results.json``; DataError naming the file when it is unreadable or not an object."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e}); delete it to train this split again") from e
-    if not isinstance(data, dict):
-        raise DataError(f"{path}: must hold a JSON object, got {type(data).__name__}")
-    return data
+    return read_json_object(path, hint="; delete it to train this split again")
 
 
 def _block(data: Dict[str, Any], *keys: str) -> Optional[Metrics]:

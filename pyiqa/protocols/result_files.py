@@ -98,14 +98,16 @@ class Results:
     skipped: List[Tuple[Path, str]] = field(default_factory=list)
 
 
-def _load_json(path: Path) -> Dict[str, Any]:
+def read_json_object(path: str | Path, hint: str = "") -> Dict[str, Any]:
+    """The JSON object in ``path``; DataError naming the file when it is unreadable, not JSON or not an
+    object (``hint``: what to do about invalid JSON)."""
+    path = Path(path)
     try:
-        with open(path, "r", encoding="utf-8") as f:
-            data = json.load(f)
+        data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise DataError(f"{path}: not valid JSON ({e})") from e
+        raise DataError(f"{path}: not valid JSON ({e}){hint}") from e
     if not isinstance(data, dict):
         raise DataError(f"{path}: must hold a JSON object, got {type(data).__name__}")
     return data
@@ -151,7 +153,7 @@ def _metrics(block: Any, where: str, path: Path, stats: bool) -> Dict[str, Any]:
 def read_summary(path: str | Path) -> RunSummary:
     """Read and check one split runner ``summary.json``; DataError naming the file and key otherwise."""
     path = Path(path)
-    data = _load_json(path)
+    data = read_json_object(path)
     dataset = _need(data, "dataset", str, "the config's datasets.train.name", path)
     labels = data.get("labels")
     if labels is not None and (isinstance(labels, bool) or not isinstance(labels, int) or labels < 1):
@@ -217,7 +219,7 @@ def config_backbone(config: Optional[str], summary: Path) -> Tuple[str, str]:
 def read_zero_shot(path: str | Path) -> ZeroShotResult:
     """Read and check one zero-shot evaluator JSON; DataError naming the file and key otherwise."""
     path = Path(path)
-    data = _load_json(path)
+    data = read_json_object(path)
     dataset = _need(data, "dataset", str, "the dataset's name", path)
     images = _need(data, "images", int, "the number of images scored", path)
     backbone = _need(data, "backbone", str, "the backbone's path or name", path)

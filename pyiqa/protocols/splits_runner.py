@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import yaml
 
@@ -111,16 +111,6 @@ def parse_gpus(spec: str) -> List[int]:
     if not count:
         logger.warning("--gpus %s: CUDA is not available, so the %d processes share the CPU", spec, len(gpus))
     return gpus
-
-
-def parse_assignments(items: Sequence[str], flag: str) -> Dict[str, str]:
-    out = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip() or not value.strip():
-            raise ConfigError(f"{flag} expects NAME=PATH, got '{item}'")
-        out[key.strip()] = value.strip()
-    return out
 
 
 # ---------------------------------------------------------------------------------------------- plan

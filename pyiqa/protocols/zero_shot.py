@@ -108,35 +108,21 @@ class DatasetResult:
 
 
 # ------------------------------------------------------------------------------------------ checks
-def parse_dataroots(pairs: Sequence[str]) -> Dict[str, str]:
-    """``['livec=/data/livec/Images', ...]`` -> ``{'livec': '/data/livec/Images'}``."""
-    out: Dict[str, str] = {}
-    for pair in pairs:
-        name, sep, path = pair.partition("=")
-        if not sep or not name.strip() or not path.strip():
-            raise ConfigError(f"--dataroot '{pair}' must be NAME=PATH, e.g. livec=/data/livec/Images")
-        out[name.strip()] = path.strip()
-    return out
+def _check_names(given: Sequence[str], known: Sequence[str], what: str, example: str) -> None:
+    """At least one name, each known (else the closest), none twice."""
+    if not given:
+        raise ConfigError(f"No {what} given; {example}")
+    for name in given:
+        if name not in known:
+            raise ConfigError(f"Unknown {what} '{name}'.{closest(name, known)} Known: {', '.join(known)}")
+    if len(set(given)) != len(given):
+        raise ConfigError(f"A {what} is given twice: {list(given)}")
 
 
 def check_request(req: ZeroShotRequest) -> None:
     """Names, models and numbers, before anything is read; ConfigError with the closest name."""
-    if not req.datasets:
-        raise ConfigError(f"No dataset given; choose from: {', '.join(DATASETS)}")
-    for name in req.datasets:
-        if name not in DATASETS:
-            raise ConfigError(f"Unknown dataset '{name}'.{closest(name, DATASETS)} "
-                              f"Known: {', '.join(DATASETS)}")
-    if len(set(req.datasets)) != len(req.datasets):
-        raise ConfigError(f"A dataset is given twice: {list(req.datasets)}")
-    if not req.models:
-        raise ConfigError(f"No model given; e.g. {' '.join(DEFAULT_MODELS)}")
-    for model in req.models:
-        if model not in MODEL_CARDS:
-            raise ConfigError(f"Unknown model '{model}'.{closest(model, MODEL_CARDS)} "
-                              f"Known: {', '.join(sorted(MODEL_CARDS))}")
-    if len(set(req.models)) != len(req.models):
-        raise ConfigError(f"A model is given twice: {list(req.models)}")
+    _check_names(req.datasets, DATASETS, "dataset", f"choose from: {', '.join(DATASETS)}")
+    _check_names(req.models, sorted(MODEL_CARDS), "model", f"e.g. {' '.join(DEFAULT_MODELS)}")
     for name in req.dataroots:
         if name not in req.datasets:
             raise ConfigError(f"--dataroot names '{name}', which is not among the datasets to evaluate "

@@ -117,6 +117,17 @@ def apply_overrides(opt: Dict[str, Any], overrides: Iterable[str]) -> Dict[str, 
     return opt
 
 
+def parse_name_paths(items: Iterable[str], flag: str) -> Dict[str, str]:
+    """``['livec=/data/livec/Images', ...]`` of a command-line ``flag`` -> ``{'livec': '/data/livec/Images'}``."""
+    out: Dict[str, str] = {}
+    for item in items or []:
+        name, sep, path = item.partition("=")
+        if not sep or not name.strip() or not path.strip():
+            raise ConfigError(f"{flag} '{item}' must be NAME=PATH, e.g. livec=/data/livec/Images")
+        out[name.strip()] = path.strip()
+    return out
+
+
 def check_section(section: Any, schema: Mapping[str, bool], where: str = "",
                   legacy: Iterable[str] = ()) -> Dict[str, Any]:
     """Validate one YAML mapping against ``{key: required}`` and return it.
