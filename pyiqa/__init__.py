@@ -8,7 +8,10 @@ Scoring without training::
 
 ``import pyiqa`` stays light: the inference API (torch, open_clip) is imported on first use.
 """
+from ._foreign import refuse_foreign_pyiqa
 from .version import __version__
+
+refuse_foreign_pyiqa()  # before anything of a possibly half-overwritten package runs
 
 __all__ = ["__version__", "create_metric", "list_models"]
 

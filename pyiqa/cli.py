@@ -1,9 +1,15 @@
-"""``pyiqa`` command line: score images with a named metric, list the metrics, install trained weights.
+"""``pyiqa`` command line: score images with one or more metrics, list the metrics, install weights.
 
     pyiqa uniqa -t photo.jpg
-    pyiqa uniqa -t photos/ -o scores.csv --precision auto --workers 4
-    pyiqa --list
+    pyiqa uniqa uniqa-single -t photos/ -o scores.csv      # one CSV column per metric
+    pyiqa uniqa -t photos/ --recursive --precision auto --workers 1
+    pyiqa -ls                                              # also --list_models, --list
     pyiqa install-weights uniqa-koniq experiments/UniQA_KonIQ_split1/models/net_best.pth
+
+IQA-PyTorch's spelling works as is (``pyiqa METRIC [METRIC ...] -t TARGET [-r REF] [--device D] [-v]
+[-ls]``): every UniQA metric is no-reference, so ``-r/--ref`` is ignored with one notice. The CSV
+(``image,<metric>,...``) goes to stdout or, with ``-o``, replaces the file only when the run ends;
+progress and messages go to stderr.
 
 Exit status: 0 all images scored; 1 some files could not be read (reported and skipped, the rest are
 scored and written); 2 bad usage, unknown metric, missing weights or no images.
@@ -12,41 +18,72 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
-from typing import List, Optional, Sequence, TextIO
+from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 logger = logging.getLogger("pyiqa.cli")
+# (path, one score per metric or None, failure reason or None)
+Row = Tuple[Path, Optional[List[float]], Optional[str]]
+
+EPILOG = """\
+examples:
+  pyiqa uniqa -t photo.jpg
+  pyiqa uniqa uniqa-single -t photos/ -o scores.csv   one column per metric, images decoded once
+  pyiqa -ls                                           the metrics and their weight files
+
+Output: CSV 'image,<metric>,...' on stdout, or written to -o FILE atomically (an old FILE is replaced
+only when the run ends; -o may not name the target or an input image). Progress, notices and
+unreadable files go to stderr.
+
+Coming from IQA-PyTorch: METRIC [METRIC ...], -t, -r/--ref, --device, -v and -ls/--list_models
+work as there. Every UniQA metric is no-reference, so -r is ignored (one notice). Subfolders are
+--recursive (there is no short form: -r is --ref). Results are a CSV row per image, not a printed
+dict with the mean.
+
+Weights are looked up in $PYIQA_WEIGHTS_DIR, then $TORCH_HOME/hub/pyiqa; nothing is downloaded.
+'pyiqa install-weights NAME CHECKPOINT' installs a trained adapter.
+
+Exit status: 0 all scored; 1 some files unreadable (the rest written); 2 usage error, unknown
+metric, missing weights or no images.
+"""
 
 
 def _score_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="pyiqa", description="Score image quality with UniQA metrics (higher = better).",
-        epilog="Other commands: 'pyiqa install-weights NAME CHECKPOINT' installs a trained adapter. "
-               "Weights are looked up in $PYIQA_WEIGHTS_DIR, then $TORCH_HOME/hub/pyiqa.")
-    p.add_argument("metric", nargs="?", help="metric name (see --list), e.g. uniqa")
-    p.add_argument("--list", action="store_true", help="list the metrics and their weight files")
-    p.add_argument("-t", "--target", help="an image file or a folder of images")
-    p.add_argument("-o", "--output", help="CSV file to write (image,score); default: stdout")
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("metric", nargs="*", help="metric name(s), e.g. uniqa (see -ls); several give one "
+                                             "CSV column each")
+    p.add_argument("-t", "--target", help="an image file or a folder of images (required to score)")
+    p.add_argument("-r", "--ref", help="reference image or folder (IQA-PyTorch's option); ignored with "
+                                       "a notice: every UniQA metric is no-reference")
+    p.add_argument("-ls", "--list_models", "--list-models", "--list", dest="list", action="store_true",
+                   help="list the metrics and their weight files, then exit")
+    p.add_argument("-o", "--output", help="CSV file to write (atomically); default: stdout")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"],
                    help="weights dtype of the frozen backbone (default fp32; auto: bf16 only where fast)")
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per forward pass (default 4 on CPU, 32 on CUDA)")
     p.add_argument("--workers", type=int, default=None,
-                   help="decoding processes (default: min(4, cores / 2), 0 for a single file)")
+                   help="decoding processes (default: min(4, usable cores / 2), 0 for a single file)")
     p.add_argument("--backbone", default=None, help="path of UniQA_weight.pt (or 'random' for demos)")
-    p.add_argument("--adapter", default=None, help="trained adapter checkpoint of an adapter metric")
+    p.add_argument("--adapter", default=None,
+                   help="trained adapter checkpoint of the (one) adapter metric among the metrics")
     p.add_argument("--crops", default="random10", help="test-crop protocol (default: random10, seeded)")
     p.add_argument("--num-crops", type=int, default=10, help="crops per image (default 10)")
     p.add_argument("--max-side", type=int, default=4096,
                    help="downscale images whose longer side exceeds this (default 4096; 0: never)")
     p.add_argument("--max-image-pixels", type=int, default=None,
                    help="raise Pillow's decompression-bomb limit for non-JPEG images (0: no limit)")
-    p.add_argument("-r", "--recursive", action="store_true", help="also score images in subfolders")
+    p.add_argument("--recursive", action="store_true",
+                   help="also score images in subfolders (no short form: -r is --ref)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("-v", "--verbose", action="store_true", help="log more")
     return p
@@ -73,23 +110,67 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         if argv and argv[0] == "install-weights":
             return _install(_install_parser().parse_args(argv[1:]))
         parser = _score_parser()
-        args = parser.parse_args(argv)
+        # intermixed: metric names may come before or after the options, as in IQA-PyTorch
+        args = parser.parse_intermixed_args(argv)
         _setup_logging(args.verbose)
         if args.list:
+            _note_ignored_by_list(args)
             return _list(sys.stdout)
-        if not args.metric or not args.target:
+        problem = _usage_problem(args)
+        if problem:
             parser.print_usage(sys.stderr)
-            print("pyiqa: error: give a metric and -t IMAGE_OR_FOLDER, or --list", file=sys.stderr)
+            print(f"pyiqa: error: {problem}", file=sys.stderr)
             return EXIT_USAGE
         return _score(args)
+    except SystemExit as stop:  # argparse's own usage errors (exit 2) and --help (exit 0)
+        return stop.code if isinstance(stop.code, int) else EXIT_USAGE
     except PyiqaError as err:
         print(f"pyiqa: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # the reader of stdout stopped early (pyiqa ... | head): no traceback
+        _discard_stdout()
+        return EXIT_SOME_FAILED
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's final flush into the closed pipe is silent."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):
+        pass
 
 
 def _setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
                         format="%(levelname)s %(name)s: %(message)s")
+
+
+def _note(message: str) -> None:
+    print(f"pyiqa: note: {message}", file=sys.stderr)
+
+
+def _note_ignored_by_list(args: argparse.Namespace) -> None:
+    """IQA-PyTorch lists and returns whatever else is given; we do too, but say what was dropped."""
+    ignored = list(args.metric) + ([f"-t {args.target}"] if args.target else [])
+    if ignored:
+        _note(f"-ls/--list_models lists the metrics and scores nothing; ignored: {', '.join(ignored)}")
+
+
+def _usage_problem(args: argparse.Namespace) -> Optional[str]:
+    """What is missing from a scoring command line, or None."""
+    example = "e.g. 'pyiqa uniqa -t photo.jpg'; 'pyiqa -ls' lists the metrics"
+    if not args.metric and not args.target:
+        return f"give metric name(s) and -t IMAGE_OR_FOLDER, {example}"
+    if not args.target:
+        return f"-t/--target is required: the image file or folder to score, {example}"
+    if not args.metric:
+        from .archs.model_cards import MODEL_CARDS  # torch-free
+        hint = (f" ('-r {args.ref}' gives a reference image: -r is --ref, as in IQA-PyTorch; "
+                "subfolders are --recursive)" if args.ref in MODEL_CARDS else "")
+        return f"give at least one metric name, {example}{hint}"
+    if args.workers is not None and args.workers < 0:
+        return f"--workers must be 0 (decode in this process) or more, got {args.workers}"
+    return None
 
 
 def _list(out: TextIO) -> int:
@@ -118,6 +199,107 @@ def _install(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _score(args: argparse.Namespace) -> int:
+    """Check everything that can be checked cheaply (names, inputs, output path, weight files) before a
+    model is built or a file opened for writing; then score and write the CSV."""
+    from .inference import get_card
+    names = list(dict.fromkeys(args.metric))  # a repeated name is scored once
+    if len(names) < len(args.metric):
+        _note(f"metric names given more than once are scored once: {', '.join(names)}")
+    cards = [get_card(name) for name in names]  # an unknown name fails before anything is read
+    adapter_owner = _adapter_owner(cards, args.adapter)
+    _note_ref(args.ref, cards)
+    target = Path(args.target)
+    paths = _targets(target, args.recursive)
+    output = _check_output(args.output, target, args.ref, args.recursive, paths)
+    workers = _workers(args.workers, len(paths))
+    _check_weights(cards, args.backbone, args.adapter, adapter_owner)
+    if args.max_image_pixels is not None:  # the user's explicit opt-in, this process only
+        from PIL import Image
+        Image.MAX_IMAGE_PIXELS = args.max_image_pixels or None
+
+    from .inference import create_metric
+    metrics = [create_metric(card.name, device=args.device, backbone=args.backbone,
+                             pretrained_model_path=args.adapter if card.name == adapter_owner else None,
+                             precision=args.precision, crops=args.crops, num_crops=args.num_crops,
+                             max_side=args.max_side or None, batch_size=args.batch_size)
+               for card in cards]
+    rows = _score_rows(metrics, paths, workers, progress=not args.quiet)
+    import torch
+
+    from .utils.threads import configure_threads
+    threads = torch.get_num_threads()
+    configure_threads(workers)  # decoding workers + intra-op threads fit the cores
+    try:
+        with warnings.catch_warnings():  # _workers has warned about too many workers already, once
+            warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+            if output is None:
+                failed = _write_csv(sys.stdout, names, target, rows, flush=True)
+            else:
+                failed = _write_atomically(output, lambda out: _write_csv(out, names, target, rows))
+    finally:
+        torch.set_num_threads(threads)  # main(argv) called from Python leaves the caller's setting
+    print(f"pyiqa: scored {len(paths) - failed} of {len(paths)} images with {', '.join(names)}"
+          + (f"; {failed} could not be read (listed above)" if failed else "")
+          + (f"; wrote {output}" if output else ""), file=sys.stderr)
+    return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _adapter_owner(cards: Sequence[Any], adapter: Optional[str]) -> Optional[str]:
+    """The metric --adapter belongs to: the only metric, else the only adapter metric."""
+    from .utils.errors import ConfigError
+    if adapter is None:
+        return None
+    if len(cards) == 1:  # a zero-shot card gets create_metric's own "takes no adapter" error
+        return cards[0].name
+    takers = [c.name for c in cards if c.adapter_file]
+    if len(takers) == 1:
+        return takers[0]
+    if not takers:
+        raise ConfigError(f"--adapter '{adapter}' given, but none of {', '.join(c.name for c in cards)} "
+                          "takes an adapter (they are zero-shot); add an adapter metric such as "
+                          "uniqa-koniq, or drop --adapter.")
+    raise ConfigError(f"--adapter names one checkpoint, but {', '.join(takers)} all take an adapter: "
+                      "score them in separate runs, or install each one with "
+                      "'pyiqa install-weights NAME CHECKPOINT' and drop --adapter.")
+
+
+def _check_weights(cards: Sequence[Any], backbone: Optional[str], adapter: Optional[str],
+                   adapter_owner: Optional[str]) -> None:
+    """Every missing weight file of every metric in one error, before any model is built."""
+    from .inference import weights
+    from .utils.errors import CheckpointError
+    problems: List[str] = []
+    first_with: Dict[str, Any] = {}  # backbone file -> first card needing it: a shared file told once
+    for card in cards:
+        first_with.setdefault(card.backbone_file, card)
+    checks = [(weights.resolve_backbone, card, backbone) for card in first_with.values()]
+    checks += [(weights.resolve_adapter, card, adapter if card.name == adapter_owner else None)
+               for card in cards]
+    for resolve, card, explicit in checks:
+        try:
+            resolve(card, explicit)
+        except CheckpointError as err:
+            problems.append(str(err))
+    if problems:
+        raise CheckpointError("\n\n".join(problems))
+
+
+def _note_ref(ref: Optional[str], cards: Sequence[Any]) -> None:
+    """-r/--ref: IQA-PyTorch passes it to full-reference metrics only; every UniQA metric is NR."""
+    from .utils.errors import ConfigError
+    if ref is None:
+        return
+    full_ref = [c.name for c in cards if c.metric_mode != "NR"]
+    if full_ref:  # no such card today; the command has no way to pair references with targets
+        raise ConfigError(f"{', '.join(full_ref)} need reference images, which the pyiqa command "
+                          "cannot pass; use the Python API.")
+    missing = "" if Path(ref).exists() else f"; '{ref}' does not exist either"
+    _note(f"-r/--ref '{ref}' ignored: {', '.join(c.name for c in cards)} "
+          f"{'is a no-reference metric' if len(cards) == 1 else 'are no-reference metrics'} "
+          f"(each target image is scored alone){missing}")
+
+
 def _targets(target: Path, recursive: bool) -> List[Path]:
     from .inference import list_images
     from .utils.errors import DataError
@@ -125,49 +307,137 @@ def _targets(target: Path, recursive: bool) -> List[Path]:
         paths = list_images(target, recursive)
         if not paths:
             raise DataError(f"No image files in folder '{target}' (looked for the extensions "
-                            ".jpg .jpeg .png .bmp .tif .tiff .webp ...).")
+                            ".jpg .jpeg .png .bmp .tif .tiff .webp ...)"
+                            + ("." if recursive else "; --recursive also looks in subfolders."))
         return paths
     if not target.exists():
         raise DataError(f"Target '{target}' does not exist.")
     return [target]
 
 
-def _score(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
+def _check_output(output: Optional[str], target: Path, ref: Optional[str], recursive: bool,
+                  paths: Sequence[Path]) -> Optional[Path]:
+    """The -o path, refused when writing it would replace the target, the reference or an input
+    image (same path, or the same file through a link)."""
+    from .utils.errors import OutputError
+    if output is None:
+        return None
+    out = Path(output)
+    if out.is_dir():
+        raise OutputError(f"-o '{output}' is a folder; give the CSV file to write, e.g. -o scores.csv")
+    if not out.exists():  # a new file replaces nothing
+        return out
+    protected = [target, *paths]
+    if ref is not None and Path(ref).exists():
+        protected.append(Path(ref))
+        if Path(ref).is_dir():
+            from .inference import list_images
+            protected += list_images(ref, recursive)
+    for path in protected:
+        try:
+            same = os.path.samefile(out, path)
+        except OSError:
+            continue
+        if same:
+            raise OutputError(f"-o '{output}' is the input '{path}'; refusing to overwrite it with the "
+                              "CSV: give another file, e.g. -o scores.csv")
+    return out
 
-    from .inference import create_metric, get_card
-    get_card(args.metric)  # an unknown name fails before any file is listed
-    if args.max_image_pixels is not None:  # the user's explicit opt-in, this process only
-        from PIL import Image
-        Image.MAX_IMAGE_PIXELS = args.max_image_pixels or None
-    target = Path(args.target)
-    paths = _targets(target, args.recursive)
-    workers = args.workers
-    if workers is None:
-        workers = 0 if len(paths) == 1 else max(1, min(4, (os.cpu_count() or 2) // 2))
-    metric = create_metric(args.metric, device=args.device, backbone=args.backbone,
-                           pretrained_model_path=args.adapter, precision=args.precision,
-                           crops=args.crops, num_crops=args.num_crops,
-                           max_side=args.max_side or None, batch_size=args.batch_size)
-    out = open(args.output, "w", newline="") if args.output else sys.stdout
-    failed = 0
-    try:
-        writer = csv.writer(out)
-        writer.writerow(["image", "score"])
-        for path, score, reason in metric.score_files(paths, workers=workers,
-                                                      progress=not args.quiet):
-            name = path.relative_to(target).as_posix() if target.is_dir() else str(path)
+
+def _workers(requested: Optional[int], num_files: int) -> int:
+    """Decoding processes: by default min(4, half the usable cores), none for a single file."""
+    from .utils.threads import available_cores
+    cores = available_cores()
+    if requested is None:
+        return 0 if num_files == 1 else max(1, min(4, cores // 2))
+    if requested > cores:
+        print(f"pyiqa: warning: --workers {requested} is more than the {cores} core(s) this process "
+              "may use; the decoding processes will compete with the network for them",
+              file=sys.stderr)
+    return requested
+
+
+class _SharedCrops:
+    """Metrics that cut the same test crops, seen by ``batch.score_files`` as one metric whose score
+    is a row (one per metric): each image is decoded and cropped once for all of them."""
+
+    def __init__(self, metrics: Sequence[Any]):
+        self.metrics = list(metrics)
+        first = self.metrics[0]
+        self.crop_spec, self.max_side, self.device = first.crop_spec, first.max_side, first.device
+        self.batch_size = first.batch_size
+        self.metric_name = ", ".join(m.metric_name for m in self.metrics)
+        self.net = self  # score_files calls metric.net.score_crops
+
+    def score_crops(self, crops: Sequence[Any]) -> Any:
+        """List of (K_i, 3, S, S) crops -> (N, number of metrics) scores."""
+        import torch
+        return torch.stack([m.net.score_crops(crops) for m in self.metrics], dim=1)
+
+
+def _score_rows(metrics: Sequence[Any], paths: Sequence[Path], workers: int,
+                progress: bool) -> Iterator[Row]:
+    """One row per path in order: every metric's score, or the reason the file could not be read.
+
+    Metrics sharing a crop protocol (all but adapters that store another crop size) are scored in
+    one pass over the files; with several passes the rows are gathered and given at the end."""
+    from .inference.batch import score_files
+    passes: Dict[Any, List[int]] = {}  # crop protocol -> columns
+    for column, metric in enumerate(metrics):
+        passes.setdefault((metric.crop_spec, metric.batch_size), []).append(column)
+    runs = [(_SharedCrops([metrics[c] for c in columns]), columns) for columns in passes.values()]
+    if len(runs) == 1:
+        shared = runs[0][0]
+        yield from score_files(shared, paths, shared.batch_size, workers, progress)
+        return
+    scores: List[List[Optional[float]]] = [[None] * len(metrics) for _ in paths]
+    reasons: Dict[int, str] = {}
+    for shared, columns in runs:
+        for i, (_, row, reason) in enumerate(score_files(shared, paths, shared.batch_size, workers,
+                                                         progress)):
             if reason is not None:
-                failed += 1
-                tqdm.write(f"FAILED {name}: {reason}", file=sys.stderr)
+                reasons.setdefault(i, reason)  # the same file fails in every pass: told once
                 continue
-            writer.writerow([name, f"{score:.6f}"])
+            for column, score in zip(columns, row):
+                scores[i][column] = score
+    for i, path in enumerate(paths):
+        yield path, None if i in reasons else scores[i], reasons.get(i)
+
+
+def _write_csv(out: TextIO, names: Sequence[str], target: Path, rows: Iterator[Row],
+               flush: bool = False) -> int:
+    """Write the header and the scored rows; report unreadable files on stderr; return their count."""
+    from tqdm import tqdm
+    writer = csv.writer(out)
+    writer.writerow(["image", *names])
+    failed = 0
+    for path, row, reason in rows:
+        name = path.relative_to(target).as_posix() if target.is_dir() else str(path)
+        if reason is not None:
+            failed += 1
+            tqdm.write(f"FAILED {name}: {reason}", file=sys.stderr)
+            continue
+        writer.writerow([name, *(f"{score:.6f}" for score in row)])
+        if flush:
             out.flush()
-    finally:
-        if out is not sys.stdout:
-            out.close()
-    scored = len(paths) - failed
-    print(f"pyiqa: scored {scored} of {len(paths)} images with {metric.metric_name}"
-          + (f"; {failed} could not be read (listed above)" if failed else "")
-          + (f"; wrote {args.output}" if args.output else ""), file=sys.stderr)
-    return EXIT_SOME_FAILED if failed else EXIT_OK
+    return failed
+
+
+def _write_atomically(output: Path, write: Any) -> int:
+    """Run ``write(text_file)`` into a temporary file beside ``output``, renamed over it at the end:
+    a run that is killed or fails leaves the old file (if any) untouched."""
+    from .utils.atomic import atomic_write
+    from .utils.errors import OutputError
+    result: List[int] = []
+
+    def write_text(binary: Any) -> None:
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        result.append(write(text))
+        text.flush()
+        text.detach()  # atomic_write flushes, fsyncs and closes the binary file itself
+
+    try:
+        atomic_write(output, write_text)
+    except OSError as exc:
+        raise OutputError(f"cannot write '{output}': {exc}") from exc
+    return result[0]

@@ -1,6 +1,6 @@
-"""``python test.py -opt X.yml``: score the test sets with a trained network; print SRCC/PLCC/KRCC/RMSE,
+"""``pyiqa-test -opt X.yml``: score the test sets with a trained network; print SRCC/PLCC/KRCC/RMSE,
 write ``results/<name>/predictions_<dataset>.csv`` (image, mos, mos_normalized, prediction) and a
-scatter plot with the fitted logistic curve. Example: ``python test.py -opt options/test/UniQA/demo.yml``.
+scatter plot with the fitted logistic curve. Example: ``pyiqa-test -opt UniQA/demo``.
 
 Precision: the test options' ``precision`` (or ``--force_yml precision=...``) wins; else the one the
 network checkpoint's training run recorded, so the numbers are those training reported; else fp32.
@@ -28,6 +28,7 @@ from .utils.logger import attach_log_file, setup_logging
 from .utils.options import dataset_phase, dump_options
 from .utils.precision import check_precision, resolve_precision
 from .utils.rng import set_random_seed
+from .utils.shipped_configs import add_config_arguments, resolve_option_file
 from .utils.threads import configure_threads
 
 logger = logging.getLogger("pyiqa.test")
@@ -38,11 +39,15 @@ DEFAULT_PRECISION = "fp32"  # what the trainer uses when its options name none
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
+    """The flags; ``args.opt`` becomes the YAML file it names (a path, or an installed test config by
+    name, :func:`pyiqa.utils.shipped_configs.resolve_option_file`)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("-opt", "--opt", required=True, help="test YAML")
+    add_config_arguments(p, "test", "test YAML")
     p.add_argument("--force_yml", nargs="+", default=[], metavar="KEY.SUB=VALUE", help="override options")
     p.add_argument("--root", default=".", help="folder that receives results/ (default: cwd)")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.opt = str(resolve_option_file(args.opt, "test"))
+    return args
 
 
 # ------------------------------------------------------------------------------------------ precision
@@ -162,6 +167,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
     opt, notices = parse_options(args.opt, args.force_yml, is_train=False)
     setup_logging(None, buffer=True)  # the results folder is created once everything is checked
+    logger.info("Options: %s", args.opt)  # which file a config name resolved to
     for note in notices:
         logger.info(note)
     set_random_seed(int(opt.get("manual_seed") or 0))

@@ -1,4 +1,4 @@
-"""``python train.py -opt X.yml``: train an IQA network from one YAML, with validation, TensorBoard,
+"""``pyiqa-train -opt X.yml``: train an IQA network from one YAML, with validation, TensorBoard,
 atomic checkpoints and exact resume. ``main(argv)`` is the whole programme so tests run it for real.
 
 The run machinery (folders, logging, seeding, devices, training states, resume) is

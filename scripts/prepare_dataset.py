@@ -1,53 +1,7 @@
-"""Turn a downloaded IQA/IAA dataset into the meta CSV, splits and few-label subsets the configs read.
+"""The ``pyiqa-prepare-dataset`` console command, run from a clone: prepare a downloaded dataset's meta CSV and splits.
 
-    python scripts/prepare_dataset.py tid2013 --root /data/tid2013            # -> datasets/meta_info/
-    python scripts/prepare_dataset.py koniq10k --root /data/koniq10k --out my_meta --few-label 50 100
-
-``--help`` lists every dataset with what must be under ``--root``. See pyiqa.data.prepare.pipeline for
-the files written.
-"""
-from __future__ import annotations
-
-import argparse
-import logging
-import sys
-from pathlib import Path
-from typing import List, Optional
-
-from pyiqa.data.prepare import PREPARERS, prepare
-from pyiqa.data.prepare.split_maker import FEW_LABELS
-from pyiqa.utils.entry import run_cli
-
-
-def build_parser() -> argparse.ArgumentParser:
-    lines = [f"  {p.name:<10} {p.title}: {p.expects}" for p in PREPARERS.values()]
-    parser = argparse.ArgumentParser(
-        description="Write pyiqa meta CSVs, 10 seeded 80/20 and 70/10/20 splits (by reference image for "
-                    "synthetic-distortion sets), the official split and few-label subsets.",
-        epilog="datasets (what --root must hold):\n" + "\n".join(sorted(lines)),
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("name", choices=sorted(PREPARERS), metavar="NAME",
-                        help=f"one of: {', '.join(sorted(PREPARERS))}")
-    parser.add_argument("--root", required=True, type=Path, help="the dataset folder as downloaded")
-    parser.add_argument("--out", default=Path("datasets/meta_info"), type=Path,
-                        help="where the CSV and pickles go (default: datasets/meta_info)")
-    parser.add_argument("--few-label", nargs="*", type=int, default=list(FEW_LABELS), metavar="N",
-                        help="few-label subset sizes (default: 50 100 200); none: --few-label")
-    return parser
-
-
-def main(argv: Optional[List[str]] = None) -> None:
-    args = build_parser().parse_args(argv)
-    if any(n < 1 for n in args.few_label):
-        build_parser().error(f"--few-label sizes must be >= 1, got {args.few_label}")
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    report = prepare(args.name, args.root, args.out, few_labels=args.few_label)
-    print(f"{report.name}: {report.rows} images, {len(report.missing)} missing; "
-          f"{len(report.written)} of {len(report.files)} files written to {args.out}")
-    for path in report.files:
-        print(f"  {path}")
-    print(f"set dataroot_target: {report.dataroot}")
-
+Code and help: pyiqa/data/prepare/cli.py."""
+from pyiqa.data.prepare.cli import main
 
 if __name__ == "__main__":
-    run_cli(main)
+    main()

@@ -5,5 +5,6 @@ A training *application*, kept apart from the ``pyiqa`` library (as ``open_clip_
 logging, distributed helpers, datasets and the UniQA arch for zero-shot evaluation, and exports a plain
 OpenAI-format CLIP state dict that ``pyiqa`` loads as ``backbone:``.
 
-Entry point: ``python train_clip/train.py -opt options/train_clip/demo.yml`` (``main(argv)``).
+Entry point: ``pyiqa-train-clip -opt demo`` (in a clone also ``python train_clip/train.py -opt
+options/train_clip/demo.yml``); the programme is ``train_clip.trainer.main(argv)``.
 """

@@ -1,6 +1,6 @@
-"""The contrastive pre-training of UniQA's CLIP: ``python train_clip/train.py -opt options/train_clip/X.yml``.
+"""The contrastive pre-training of UniQA's CLIP: ``pyiqa-train-clip -opt X.yml`` (or an installed config by name).
 
-One process (GPU or CPU), or ``torchrun --nproc_per_node=N train_clip/train.py -opt X.yml --launcher
+One process (GPU or CPU), or ``torchrun --nproc_per_node=N -m train_clip.train -opt X.yml --launcher
 pytorch`` (NCCL on GPUs, gloo on CPU; multi-node through torchrun's rendezvous flags). Writes
 ``experiments/<name>/``: the log and resolved options, ``tb_logger/``, ``training_states/<step>.state``
 (``--auto_resume`` continues from the newest) and ``uniqa_backbone.pt``, the plain OpenAI-format CLIP
@@ -229,7 +229,8 @@ def peak_memory(device: torch.device) -> str:
 
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
-    args = parse_run_args(argv, __doc__.splitlines()[0], "train.total_steps=100 model.grad_checkpointing=true")
+    args = parse_run_args(argv, __doc__.splitlines()[0], "train.total_steps=100 model.grad_checkpointing=true",
+                          kind="train_clip")
     # open_clip's gather_with_grad uses torch.distributed.nn.all_gather, which torch flags on every call
     warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
     return run_main(lambda: Trainer(args))

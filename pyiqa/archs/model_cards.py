@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
-from typing import Any, Dict, List, Optional, Tuple
+import re
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..utils.errors import ConfigError
 
@@ -35,7 +36,9 @@ class ModelCard:
         description: one line for ``pyiqa --list``.
         options: UniQA constructor options, without ``backbone`` and the test-crop options.
         adapter_file: file name of the trained adapter + levels; ``None`` for zero-shot cards.
-        train_config: the YAML that trains that adapter (relative to the repository root).
+        train_config: the shipped config that trains that adapter, as ``pyiqa-train -opt`` takes it (the
+            clone path ``options/train/UniQA/<dataset>.yml``, which also names the installed config:
+            :func:`pyiqa.utils.shipped_configs.resolve_option_file`).
         lower_better: False: a higher score means better quality.
         score_range: nominal range of the scores.
         metric_mode: 'NR' (scores one image, no reference) or 'FR'; every UniQA card is NR.
@@ -84,26 +87,46 @@ MODEL_CARDS: Dict[str, ModelCard] = {card.name: card for card in (
 )}
 
 
-def list_models(metric_mode: Optional[str] = None,
-                filter: Optional[str] = None) -> List[str]:  # noqa: A002  (IQA-PyTorch's argument name)
-    """Names ``create_metric`` accepts, sorted, as IQA-PyTorch's ``list_models`` answers.
+def list_models(metric_mode: Optional[str] = None, filter: Union[str, Sequence[str]] = "",  # noqa: A002
+                exclude_filters: Union[str, Sequence[str]] = "") -> List[str]:
+    """Names ``create_metric`` accepts, as IQA-PyTorch's ``list_models`` answers.
 
     Args:
         metric_mode: 'NR' or 'FR' keeps the cards of that mode (every UniQA card is NR, so 'FR' gives
             an empty list); None keeps all.
-        filter: a glob (``'uniqa-*'``) or a substring of the name.
+        filter: a glob (``'uniqa-*'``, ``'*koniq*'``) or a list of globs: the names matching any of
+            them (fnmatch, as IQA-PyTorch: a plain word matches only that exact name); '' keeps all.
+        exclude_filters: a glob or list of globs; names matching any of them are dropped.
+
+    Returns:
+        The names in natural order (digits compared as numbers).
 
     Raises:
-        ConfigError: ``metric_mode`` is neither None, 'NR' nor 'FR'.
+        ConfigError: ``metric_mode`` is neither None, 'NR' nor 'FR', or a filter is not text.
     """
     if metric_mode is not None and metric_mode not in METRIC_MODES:
         hint = (f" To filter by name use list_models(filter={metric_mode!r})."
                 if isinstance(metric_mode, str) and metric_mode.upper() not in METRIC_MODES else "")
         raise ConfigError(f"list_models: unknown metric_mode {metric_mode!r}; use one of "
                           f"{list(METRIC_MODES)} or None (all).{hint}")
-    names = sorted(n for n, card in MODEL_CARDS.items()
-                   if metric_mode is None or card.metric_mode == metric_mode)
-    if filter:
-        wild = any(c in filter for c in "*?[")
-        names = [n for n in names if (fnmatch.fnmatch(n, filter) if wild else filter in n)]
-    return names
+    names = [n for n, card in MODEL_CARDS.items() if metric_mode is None or card.metric_mode == metric_mode]
+    include = _patterns(filter, "filter")
+    if include:
+        names = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)]
+    exclude = _patterns(exclude_filters, "exclude_filters")
+    names = [n for n in names if not any(fnmatch.fnmatchcase(n, p) for p in exclude)]
+    return sorted(names, key=_natural_key)
+
+
+def _patterns(value: Union[None, str, Sequence[str]], what: str) -> List[str]:
+    """A glob or a list/tuple of globs -> list (empty for None or '')."""
+    patterns = [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) \
+        else [] if value is None else None
+    if patterns is None or not all(isinstance(p, str) for p in patterns):
+        raise ConfigError(f"list_models: {what} must be a glob string or a list of them, got {value!r}")
+    return [p for p in patterns if p]
+
+
+def _natural_key(name: str) -> List[Any]:
+    """'uniqa-agiqa3k' < 'uniqa-agiqa10k': digit runs compare as numbers (IQA-PyTorch's order)."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name.lower())]

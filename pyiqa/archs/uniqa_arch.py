@@ -199,6 +199,11 @@ class UniQA(nn.Module):
             self.clip.visual.positional_embedding.zero_()  # adding zeros == not adding it
 
     @property
+    def embed_dim(self) -> int:
+        """Width D of the joint embedding the adapter maps (512 for ViT-B/16)."""
+        return int(self.clip.visual.proj.shape[1])
+
+    @property
     def arch_options(self) -> Dict[str, Any]:
         """Constructor arguments; ``UniQA(**arch_options)`` rebuilds this model."""
         return {k: list(v) if isinstance(v, list) else v for k, v in self._arch_options.items()}

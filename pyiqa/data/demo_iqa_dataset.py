@@ -1,5 +1,5 @@
 """``type: DemoIQADataset``: the embedded demo data, built from scikit-image's photographs on first use,
-so ``python train.py -opt options/train/UniQA/demo.yml`` runs on a fresh machine without a download."""
+so ``pyiqa-train -opt UniQA/demo`` runs on a fresh machine without a download."""
 from __future__ import annotations
 
 from pathlib import Path

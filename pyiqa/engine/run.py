@@ -24,6 +24,7 @@ from ..utils.errors import CheckpointError, DataError, OutputError
 from ..utils.experiment import ExperimentPaths, RunLock, release_locks, resume_candidates
 from ..utils.logger import ScalarWriter, attach_log_file, setup_logging
 from ..utils.rng import get_rng_state, set_random_seed, set_rng_state
+from ..utils.shipped_configs import add_config_arguments, resolve_option_file
 from ..version import __version__
 
 logger = logging.getLogger(__name__)
@@ -31,15 +32,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_KEEP_STATES = 2  # training states kept on disk (the newest is always complete: writes are atomic)
 
 
-def parse_run_args(argv: Optional[Sequence[str]], description: str, example_override: str) -> argparse.Namespace:
-    """Parse a trainer's command line (the flags of :func:`add_run_arguments`)."""
+def parse_run_args(argv: Optional[Sequence[str]], description: str, example_override: str,
+                   kind: str = "train") -> argparse.Namespace:
+    """Parse a trainer's command line (the flags of :func:`add_run_arguments`); ``args.opt`` becomes
+    the YAML file it names: a path, or an installed config of ``kind`` by name
+    (:func:`pyiqa.utils.shipped_configs.resolve_option_file`). ConfigError when it names neither."""
     parser = argparse.ArgumentParser(description=description)
-    return add_run_arguments(parser, example_override).parse_args(argv)
+    args = add_run_arguments(parser, example_override, kind).parse_args(argv)
+    args.opt = str(resolve_option_file(args.opt, kind))
+    return args
 
 
-def add_run_arguments(parser: argparse.ArgumentParser, example_override: str) -> argparse.ArgumentParser:
-    """The command-line flags every trainer takes: -opt, --launcher, --auto_resume, --force_yml, --root."""
-    parser.add_argument("-opt", "--opt", required=True, help="experiment YAML")
+def add_run_arguments(parser: argparse.ArgumentParser, example_override: str,
+                      kind: str = "train") -> argparse.ArgumentParser:
+    """The command-line flags every trainer takes: -opt, --list-configs (the installed configs of
+    ``kind``), --launcher, --auto_resume, --force_yml, --root."""
+    add_config_arguments(parser, kind, "experiment YAML")
     parser.add_argument("--launcher", choices=["none", "pytorch"], default="none",
                         help="'pytorch' under torchrun for DDP (NCCL on GPUs, gloo on CPU)")
     parser.add_argument("--auto_resume", action="store_true", help="continue from the newest training state")
@@ -89,6 +97,7 @@ class Run:
         self.resume_from: Optional[Path] = None
         # console now; the file (and the folder) only once start() knows the run is valid
         setup_logging(None, self.rank, logger_names=self.logger_names, buffer=True)
+        logger.info("Options: %s", args.opt)  # which file a config name resolved to
         for note in notices:
             logger.info(note)
         self.seed = int(opt.get("manual_seed") or 0)

@@ -7,6 +7,7 @@ while the workers already decode the next batches. A file that cannot be read is
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator, List, Optional, Sequence, Tuple
 
@@ -59,7 +60,8 @@ def score_files(metric: "InferenceMetric", paths: Sequence[Path], batch_size: in
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
                         collate_fn=_as_list, pin_memory=metric.device.type == "cuda",
                         prefetch_factor=2 if workers > 0 else None)
-    bar = tqdm(total=len(paths), unit="img", disable=not progress, desc=metric.metric_name)
+    bar = tqdm(total=len(paths), unit="img", disable=not progress, desc=metric.metric_name,
+               file=sys.stderr)  # never into a CSV written to stdout
     try:
         with torch.no_grad():
             for batch in loader:

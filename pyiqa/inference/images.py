@@ -55,8 +55,12 @@ def split_inputs(x: Any) -> List[Any]:
     return [x]
 
 
-def load_item(item: Any, max_side: Optional[int] = DEFAULT_MAX_SIDE) -> torch.Tensor:
+def load_item(item: Any, max_side: Optional[int] = DEFAULT_MAX_SIDE,
+              check_range: bool = True) -> torch.Tensor:
     """One image -> (3, H, W) tensor: uint8 from files/PIL/uint8 arrays, float in [0, 1] otherwise.
+
+    ``check_range=False`` (IQA-PyTorch's ``check_input_range``, off for losses) passes float tensors
+    through unchecked and unclamped, so a loss on unnormalised values keeps its gradient.
 
     Raises:
         DataError: unreadable file. InputError: wrong type, shape, dtype or value range.
@@ -67,9 +71,9 @@ def load_item(item: Any, max_side: Optional[int] = DEFAULT_MAX_SIDE) -> torch.Te
         _check_not_empty(item.height, item.width, f"PIL image of size {item.size} (W, H)")
         return pil_to_tensor(downscale(to_rgb(item), max_side))
     if isinstance(item, np.ndarray):
-        return _array_to_tensor(item, max_side)
+        return _array_to_tensor(item, max_side, check_range)
     if torch.is_tensor(item):
-        return _check_tensor(item, max_side)
+        return _check_tensor(item, max_side, check_range=check_range)
     raise InputError(f"Cannot score an input of type {type(item).__name__}: pass a path (str or "
                      "pathlib.Path), a PIL image, a numpy HxWx3 uint8 array, a tensor (N, 3, H, W) in "
                      "[0, 1], or a list of these.")
@@ -80,7 +84,7 @@ def pil_to_tensor(img: Image.Image) -> torch.Tensor:
     return torch.from_numpy(np.array(img, dtype=np.uint8)).permute(2, 0, 1)
 
 
-def _array_to_tensor(arr: np.ndarray, max_side: Optional[int]) -> torch.Tensor:
+def _array_to_tensor(arr: np.ndarray, max_side: Optional[int], check_range: bool = True) -> torch.Tensor:
     shape = tuple(arr.shape)
     if arr.ndim == 3 and arr.shape[0] in (1, 3, 4) and arr.shape[-1] not in (1, 3, 4):
         raise InputError(f"numpy images are channels-last HxWx3; got shape {shape}, which looks "
@@ -100,7 +104,7 @@ def _array_to_tensor(arr: np.ndarray, max_side: Optional[int]) -> torch.Tensor:
             raise InputError(f"float numpy images must be HxWx3 or gray, got shape {shape}; convert "
                              "RGBA with PIL first.")
         return _check_tensor(torch.from_numpy(np.ascontiguousarray(arr, dtype=np.float32))
-                             .permute(2, 0, 1), max_side, what="numpy array")
+                             .permute(2, 0, 1), max_side, what="numpy array", check_range=check_range)
     raise InputError(f"numpy images must be uint8 (0-255) or float in [0, 1]; got dtype {arr.dtype}.")
 
 
@@ -111,16 +115,20 @@ def _check_not_empty(height: int, width: int, what: str) -> None:
                          "needs at least 1x1 pixels (check the crop or slice that produced it).")
 
 
-def _check_tensor(x: torch.Tensor, max_side: Optional[int], what: str = "tensor") -> torch.Tensor:
-    """Validate a (3, H, W) image tensor; bound its size (differentiably) by ``max_side``."""
+def _check_tensor(x: torch.Tensor, max_side: Optional[int], what: str = "tensor",
+                  check_range: bool = True) -> torch.Tensor:
+    """Validate a (3, H, W) or gray (1, H, W) image tensor (replicated to RGB, as IQA-PyTorch accepts
+    1-channel input); bound its size (differentiably) by ``max_side``."""
     if x.dim() != 3:
-        raise InputError(f"Image {what}s must be (N, 3, H, W) or (3, H, W); got shape {tuple(x.shape)}.")
+        raise InputError(f"Image {what}s must be (N, 3, H, W) or (3, H, W) (or 1 gray channel); got "
+                         f"shape {tuple(x.shape)}.")
+    if x.shape[0] == 1:
+        x = x.expand(3, -1, -1)
     if x.shape[0] != 3:
-        hint = {1: " For grayscale use x.expand(3, -1, -1) (or x.repeat(1, 3, 1, 1) on a batch).",
-                4: " Drop the alpha channel: x[:3] (or x[:, :3] on a batch)."}.get(x.shape[0], "")
-        if x.shape[-1] in (1, 3, 4) and x.shape[0] not in (1, 4):
+        hint = {4: " Drop the alpha channel: x[:3] (or x[:, :3] on a batch)."}.get(x.shape[0], "")
+        if x.shape[-1] in (1, 3, 4) and x.shape[0] != 4:
             hint = " Channels come first in tensors: use x.permute(2, 0, 1) for an HxWxC image."
-        raise InputError(f"Image {what}s need 3 (RGB) channels first, got shape "
+        raise InputError(f"Image {what}s need 3 (RGB) or 1 (gray) channels first, got shape "
                          f"{tuple(x.shape)} ({x.shape[0]} channels).{hint}")
     if min(x.shape[-2:]) < 1:
         raise InputError(f"Empty image {what} of shape {tuple(x.shape)}.")
@@ -128,6 +136,8 @@ def _check_tensor(x: torch.Tensor, max_side: Optional[int], what: str = "tensor"
         return _bound_tensor(x, max_side)
     if not x.is_floating_point():
         raise InputError(f"Image {what}s must be float in [0, 1] (or uint8 0-255); got {x.dtype}.")
+    if not check_range:
+        return _bound_tensor(x, max_side, clamp=False)
     with torch.no_grad():
         lo, hi = x.min().item(), x.max().item()
     if not (math.isfinite(lo) and math.isfinite(hi)):
@@ -140,7 +150,7 @@ def _check_tensor(x: torch.Tensor, max_side: Optional[int], what: str = "tensor"
     return _bound_tensor(x, max_side)
 
 
-def _bound_tensor(x: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
+def _bound_tensor(x: torch.Tensor, max_side: Optional[int], clamp: bool = True) -> torch.Tensor:
     h, w = x.shape[-2:]
     if max_side is None or max(h, w) <= max_side:
         return x
@@ -149,7 +159,7 @@ def _bound_tensor(x: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
     if x.dtype == torch.uint8:
         x = x.float() / 255.0
     x = F.interpolate(x[None], size=size, mode="bicubic", align_corners=False, antialias=True)[0]
-    return x.clamp(0.0, 1.0)
+    return x.clamp(0.0, 1.0) if clamp else x
 
 
 def list_images(folder: PathLike, recursive: bool = False) -> List[Path]:

@@ -34,7 +34,6 @@ from .weight_lookup import ENV_VAR, find_weight, weight_dirs  # noqa: F401  (wei
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, Path]
-# Where options/ lives in a source checkout (the training configs named in the error messages).
 ADAPTER_KEYS = ("adapter.fc.0.weight", "adapter.fc.2.weight", "score_level")
 # UniQA options a checkpoint stores that are choices of the run using it, never taken from the file:
 # the backbone file is the one resolved now; the test crops are create_metric's arguments.
@@ -100,7 +99,7 @@ def resolve_adapter(card: ModelCard, explicit: Optional[PathLike] = None) -> Opt
     found = find_weight(card.adapter_file)
     if found is not None:
         return found
-    how = f"python train.py -opt {card.train_config}"
+    how = f"pyiqa-train -opt {card.train_config}"  # installed or in a clone (shipped_configs)
     raise CheckpointError(
         f"'{card.name}' needs its trained adapter '{card.adapter_file}', not found. Looked in:\n"
         f"{_looked_in(card.adapter_file)}\n"
@@ -127,12 +126,14 @@ class AdapterCheckpoint:
     arch: Dict[str, Any]
 
 
-def read_adapter_checkpoint(path: PathLike, card: ModelCard,
-                            embed_dim: Optional[int] = None) -> AdapterCheckpoint:
+def read_adapter_checkpoint(path: PathLike, card: ModelCard, embed_dim: Optional[int] = None,
+                            weight_key: Optional[str] = "params") -> AdapterCheckpoint:
     """Read and check the adapter checkpoint of ``card`` (keys, shapes, declared options).
 
     Accepts our training checkpoints (``{'params': ..., 'arch': ...}``), the release's
     ``{'params': {...}}`` and bare dicts. ``embed_dim``: the expected CLIP embedding width, if known.
+    ``weight_key``: the entry holding the tensors (IQA-PyTorch's ``weight_keys``; a bare dict of
+    tensors needs none).
 
     Raises:
         CheckpointError: unreadable or refused file, wrong keys or shapes, or trained as another kind
@@ -142,7 +143,7 @@ def read_adapter_checkpoint(path: PathLike, card: ModelCard,
     ckpt = load_checkpoint(path, "adapter checkpoint")
     arch = _arch_of(ckpt, path)
     _check_arch(arch, path, card)
-    params = _params_of(ckpt, path)
+    params = _params_of(_entry(ckpt, weight_key, path), path)
     _check_shapes(params, path, embed_dim)
     return AdapterCheckpoint(path, params, arch)
 
@@ -204,6 +205,16 @@ def _arch_of(ckpt: Any, path: Path) -> Dict[str, Any]:
         raise CheckpointError(f"Adapter checkpoint '{path}': its 'arch' entry is a {type(arch).__name__}, "
                               "expected the model options {'type': ..., 'prompts': ..., ...}.")
     return dict(arch)
+
+
+def _entry(ckpt: Any, key: Optional[str], path: Path) -> Any:
+    """``ckpt[key]`` (a bare dict of tensors is its own entry); a missing key names the ones there."""
+    if key is None or not isinstance(ckpt, dict) or key in ckpt:
+        return ckpt[key] if key is not None and isinstance(ckpt, dict) else ckpt
+    if ckpt and all(torch.is_tensor(v) for v in ckpt.values()):
+        return ckpt
+    raise CheckpointError(f"Adapter checkpoint '{path}' has no entry '{key}' (weight_keys); its entries: "
+                          f"{sorted(map(str, ckpt))[:8]}.")
 
 
 def _params_of(ckpt: Any, path: Path) -> Dict[str, torch.Tensor]:

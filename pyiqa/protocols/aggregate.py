@@ -104,7 +104,7 @@ def _stats(blocks: Sequence[Optional[Metrics]]) -> Dict[str, Dict[str, Any]]:
 
 def summarize(records: Sequence[SplitRecord], *, name: str, dataset: str, config: str,
               labels: Optional[int], prompts: Optional[List[str]], cross: Sequence[str] = ()) -> Dict[str, Any]:
-    """The ``summary.json`` object of a split run (schema in scripts/run_splits.py)."""
+    """The ``summary.json`` object of a split run (schema in pyiqa/protocols/commands/run_splits.py)."""
     protocols: Dict[str, Any] = {"release": _stats([r.release for r in records])}
     summary: Dict[str, Any] = {"name": name, "dataset": dataset, "config": config, "labels": labels,
                                "prompts": prompts, "splits": [r.split for r in records], "protocols": protocols}

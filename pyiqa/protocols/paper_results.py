@@ -15,7 +15,7 @@ from pyiqa.utils.registry import closest
 
 PAPER_YAML = Path(__file__).with_name("paper_results.yml")
 
-# The project's dataset names (scripts/prepare_dataset.py) of the datasets the paper reports.
+# The project's dataset names (pyiqa-prepare-dataset) of the datasets the paper reports.
 PAPER_DATASETS = ("tid2013", "csiq", "kadid10k", "livec", "koniq10k", "spaq", "live", "ava", "aadb",
                   "agiqa3k")
 

@@ -1,8 +1,8 @@
 """Reading the result files the results table is built from, each checked on load.
 
-- ``<results>/<name>/summary.json`` (scripts/run_splits.py): one run over several splits; the median,
+- ``<results>/<name>/summary.json`` (pyiqa-run-splits): one run over several splits; the median,
   mean, std and count of each metric per protocol (``release``, optionally ``honest``).
-- ``<results>/zero_shot/<dataset>.json`` (scripts/eval_zero_shot.py): zero-shot correlations of the
+- ``<results>/zero_shot/<dataset>.json`` (pyiqa-eval-zero-shot): zero-shot correlations of the
   single cue (``uniqa-single``) and the ensemble (``uniqa``).
 
 A file that cannot be read or does not have that form raises DataError naming the file and the key;
@@ -227,7 +227,7 @@ def read_zero_shot(path: str | Path) -> ZeroShotResult:
     models_raw = _need(data, "models", dict, "an object of model -> {srcc, plcc, krcc}", path)
     models = {ZERO_SHOT_MODELS.get(k, k): _metrics(v, f"models.{k}", path, stats=False)
               for k, v in models_raw.items()}
-    limit = data.get("limit")  # optional: written by scripts/eval_zero_shot.py --limit
+    limit = data.get("limit")  # optional: written by pyiqa-eval-zero-shot --limit
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
         raise DataError(f"{path}: 'limit' must be null or an integer, got {limit!r}")
     return ZeroShotResult(path=path, dataset=canonical_dataset(dataset), raw_dataset=dataset, images=images,
@@ -259,6 +259,6 @@ def collect_results(root: str | Path, strict: bool = False) -> Results:
     if not results.runs and not results.zero_shot:
         why = f"; {len(results.skipped)} file(s) skipped as malformed (see the warnings)" if results.skipped \
             else ""
-        raise DataError(f"no results in '{root}'{why}: expected <name>/summary.json (scripts/run_splits.py) "
-                        f"or zero_shot/<dataset>.json (scripts/eval_zero_shot.py)")
+        raise DataError(f"no results in '{root}'{why}: expected <name>/summary.json (pyiqa-run-splits) "
+                        f"or zero_shot/<dataset>.json (pyiqa-eval-zero-shot)")
     return results

@@ -89,7 +89,7 @@ def few_label_file(train: Dict[str, Any], labels: int) -> Path:
     csv = meta_csv(train)
     if csv is None:
         raise ConfigError("--labels needs datasets.train.meta_info_file: the few-label subsets are written "
-                          "next to the meta CSV by scripts/prepare_dataset.py")
+                          "next to the meta CSV by pyiqa-prepare-dataset")
     prefix = next((p.name for p in PREPARERS.values() if p.meta_file == csv.name), None)
     split_file = Path(str(train.get("split_file") or ""))
     if prefix is None and (m := _SPLIT_FILE_RE.fullmatch(split_file.name)):
@@ -98,12 +98,12 @@ def few_label_file(train: Dict[str, Any], labels: int) -> Path:
         prefix = m.group(1).lower()
     if prefix is None:
         raise ConfigError(f"--labels {labels}: cannot tell the dataset's few-label file from meta CSV "
-                          f"'{csv}'; name it meta_info_<Name>Dataset.csv as scripts/prepare_dataset.py does")
+                          f"'{csv}'; name it meta_info_<Name>Dataset.csv as pyiqa-prepare-dataset does")
     path = csv.parent / FEW_LABEL_FILE.format(prefix=prefix, labels=labels)
     if not path.is_file():
         known = prefix if prefix in PREPARERS else "NAME"
-        raise DataError(f"--labels {labels}: few-label file '{path}' does not exist; write it with: python "
-                        f"scripts/prepare_dataset.py {known} --root <the downloaded dataset> --out {csv.parent} "
+        raise DataError(f"--labels {labels}: few-label file '{path}' does not exist; write it with: "
+                        f"pyiqa-prepare-dataset {known} --root <the downloaded dataset> --out {csv.parent} "
                         f"--few-label {labels}")
     return path
 

@@ -2,7 +2,7 @@
 
 :func:`run_splits` checks everything first (the YAML, the options of every derived config, the split and
 few-label files, runs left half-done, runs trained with other options) and creates nothing before that.
-Then it writes the per-split YAMLs to ``<results>/<name>/configs/``, runs ``train.py`` once per split as a
+Then it writes the per-split YAMLs to ``<results>/<name>/configs/``, runs the trainer once per split as a
 subprocess (one after the other, or one process per GPU with ``CUDA_VISIBLE_DEVICES`` set), skips splits
 whose ``experiments/<run>/results.json`` exists, and writes ``splits.csv``, ``summary.json`` and
 ``summary.md`` (:mod:`pyiqa.protocols.aggregate`). Each child's output goes to
@@ -34,11 +34,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class SplitRunArgs:
-    """What the command line gives (see scripts/run_splits.py for each flag)."""
+    """What the command line gives (see pyiqa/protocols/commands/run_splits.py for each flag)."""
     opt: str
     splits: List[int]
-    train_command: List[str]                 # e.g. [python, <repo>/train.py]
-    test_options_dir: Path                   # options/test/UniQA: the --test-on configs
+    train_command: List[str]                 # e.g. [python, -m, pyiqa.train]
+    test_options_dir: Path                   # test/UniQA of the shipped configs: the --test-on ones
     labels: Optional[int] = None
     gpus: Optional[List[int]] = None
     auto_resume: bool = False

@@ -1,14 +1,15 @@
 """Zero-shot evaluation: score every image of whole datasets with the zero-shot model cards, no training.
 
-``scripts/eval_zero_shot.py`` is the command line. For each dataset name (the names of
-``scripts/prepare_dataset.py``) the ``datasets.test`` section of its shipped test config
-(``options/test/UniQA/<config>.yml``) is built through the dataset registry, so the CSV layout
-(``img_column``/``mos_column``), the MOS direction (``lower_better``), LIVE Challenge's dropped
-leading rows and the test-time ``augment`` (SPAQ's resize to 512, ...) are the ones training and
-``test.py`` use. Its split keys are dropped, so every row of the meta CSV is scored, except where a
-dataset class has its own default split (AVA: its official test part, the usual AVA benchmark); the
-JSON records which rows (``rows``). The name ``demo`` selects the embedded demo data
-(``options/test/UniQA/demo.yml``, built on first use; all 130 images), for smoke runs and tests.
+``pyiqa-eval-zero-shot`` is the command line. For each dataset name (the names of
+``pyiqa-prepare-dataset``) the ``datasets.test`` section of its shipped test config (package data
+``pyiqa/configs/test/UniQA/<config>.yml``, ``options/test/UniQA/`` in a clone) is built through the
+dataset registry, so the CSV layout (``img_column``/``mos_column``), the MOS direction
+(``lower_better``), LIVE Challenge's dropped leading rows and the test-time ``augment`` (SPAQ's resize
+to 512, ...) are the ones training and ``pyiqa-test`` use. Its split keys are dropped, so every row
+of the meta CSV is scored, except where a dataset class has its own default split (AVA: its official
+test part, the usual AVA benchmark); the JSON records which rows (``rows``). The name ``demo`` selects
+the embedded demo data (``test/UniQA/demo.yml``, built on first use; all 130 images), for smoke runs
+and tests.
 
 Each model card is built with ``pyiqa.create_metric`` and its network scores the dataset's loader
 through the one evaluation loop (``pyiqa.models.predict``), in batches with a progress bar. The
@@ -46,11 +47,10 @@ from ..utils.atomic import write_bytes
 from ..utils.errors import ConfigError, DataError, PyiqaError
 from ..utils.options import load_yaml
 from ..utils.registry import closest
+from ..utils.shipped_configs import configs_root
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO_ROOT / "options" / "test" / "UniQA"
 #: dataset name -> its test config's file stem, where the release named the config differently
 CONFIG_NAMES = {"koniq10k": "koniq"}
 DEMO = "demo"  # the embedded demo data: not a benchmark, for smoke runs and tests
@@ -80,7 +80,7 @@ class ZeroShotRequest:
         out: output folder.
         dataroots: dataset name -> image folder, replacing the config's ``dataroot_target``.
         meta_dir: folder of the meta CSVs, replacing the configs' ``./datasets/meta_info/``.
-        config_dir: where the test configs are.
+        config_dir: where the test configs are; None: the installed ones (:func:`shipped_test_configs`).
     """
 
     datasets: Sequence[str]
@@ -94,7 +94,7 @@ class ZeroShotRequest:
     out: Path = Path("results/zero_shot")
     dataroots: Mapping[str, str] = dataclasses.field(default_factory=dict)
     meta_dir: Optional[Path] = None
-    config_dir: Path = CONFIG_DIR
+    config_dir: Optional[Path] = None
 
 
 @dataclasses.dataclass
@@ -135,17 +135,22 @@ def check_request(req: ZeroShotRequest) -> None:
         raise ConfigError(f"--workers must be an integer >= 0, got {req.workers!r}")
 
 
-def config_path(name: str, config_dir: Path = CONFIG_DIR) -> Path:
-    """The shipped test config of dataset ``name``."""
-    return Path(config_dir) / f"{CONFIG_NAMES.get(name, name)}.yml"
+def shipped_test_configs() -> Path:
+    """The shipped test configs: package data, so found from any folder (``options/test/UniQA`` in a clone)."""
+    return configs_root() / "test" / "UniQA"
+
+
+def config_path(name: str, config_dir: Optional[Path] = None) -> Path:
+    """The test config of dataset ``name`` in ``config_dir`` (None: the shipped one)."""
+    return Path(config_dir or shipped_test_configs()) / f"{CONFIG_NAMES.get(name, name)}.yml"
 
 
 def dataset_section(name: str, req: ZeroShotRequest) -> Tuple[Path, Dict[str, Any]]:
     """(config path, its ``datasets.test`` section without split keys, with the paths overridden)."""
     path = config_path(name, req.config_dir)
     if not path.is_file():
-        raise ConfigError(f"{name}: test config '{path}' not found (expected options/test/UniQA/"
-                          f"{path.name} of the repository)")
+        raise ConfigError(f"{name}: test config '{path}' not found (the package ships test/UniQA/"
+                          f"{path.name}: reinstall pyiqa-uniqa)")
     opt = load_yaml(path)
     section = (opt.get("datasets") or {}).get("test")
     if not isinstance(section, dict):
@@ -168,11 +173,11 @@ def check_files(name: str, section: Mapping[str, Any], config: Path) -> Optional
     root = Path(str(section.get("dataroot_target")))
     meta = Path(str(section.get("meta_info_file")))
     if not root.is_dir():
-        return (f"{name}: image folder '{root}' does not exist. Download {title}, run 'python "
-                f"scripts/prepare_dataset.py {name} --root <download folder>' and pass --dataroot "
+        return (f"{name}: image folder '{root}' does not exist. Download {title}, run "
+                f"'pyiqa-prepare-dataset {name} --root <download folder>' and pass --dataroot "
                 f"{name}=<the folder it prints> (or edit dataroot_target in {config})")
     if not meta.is_file():
-        return (f"{name}: meta CSV '{meta}' does not exist. Write it with 'python scripts/prepare_dataset.py "
+        return (f"{name}: meta CSV '{meta}' does not exist. Write it with 'pyiqa-prepare-dataset "
                 f"{name} --root <download folder> --out {meta.parent}' (another folder: pass --meta-dir)")
     return None
 

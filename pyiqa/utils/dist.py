@@ -19,8 +19,8 @@ def init_dist(backend: Optional[str] = None) -> Tuple[int, int, int]:
     """
     if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
         raise RuntimeError("--launcher pytorch needs torchrun's environment (RANK, WORLD_SIZE, "
-                           "MASTER_ADDR); start with: torchrun --nproc_per_node=N train.py -opt X.yml "
-                           "--launcher pytorch")
+                           "MASTER_ADDR); start with: torchrun --nproc_per_node=N -m pyiqa.train -opt X.yml "
+                           "--launcher pytorch (CLIP pre-training: -m train_clip.train)")
     if backend is None:
         backend = "nccl" if torch.cuda.is_available() else "gloo"
     if backend == "nccl" and not torch.cuda.is_available():

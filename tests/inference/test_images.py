@@ -111,7 +111,7 @@ def test_unreadable_files(center, image_dir, tmp_path, kind, match):
     (torch.rand(1, 3, 64, 64) * 255, r"values in \[0, 1\].*divide by 255"),
     (torch.rand(1, 3, 64, 64) * 2 - 1, r"values in \[0, 1\].*\(x \+ 1\) / 2"),
     (torch.full((3, 64, 64), float("nan")), "NaN"),
-    (torch.rand(1, 1, 64, 64), "3 \\(RGB\\) channels.*1 channels.*expand"),
+    (torch.rand(1, 2, 64, 64), "3 \\(RGB\\) or 1 \\(gray\\) channels.*2 channels"),
     (torch.rand(1, 4, 64, 64), "4 channels.*alpha"),
     (torch.rand(64, 64, 3), "permute"),
     (torch.rand(64, 64), r"\(N, 3, H, W\)"),

@@ -27,7 +27,8 @@ def test_list_models_and_filter():
     assert names == sorted(MODEL_CARDS)
     assert {"uniqa", "uniqa-single", "uniqa-koniq", "uniqa-livec", "uniqa-spaq", "uniqa-ava"} <= set(names)
     assert pyiqa.list_models(filter="*koniq") == ["uniqa-koniq"]
-    assert pyiqa.list_models(filter="single") == ["uniqa-single"]
+    assert pyiqa.list_models(filter="*single") == ["uniqa-single"]
+    assert pyiqa.list_models(filter="single") == []  # IQA-PyTorch's globs: no substring match
 
 
 def test_cards_are_data_that_build_the_arch():

@@ -17,7 +17,7 @@ def test_list_models_by_mode_and_filter():
     assert pyiqa.list_models("NR") == pyiqa.list_models()  # metric_mode is the first argument
     assert pyiqa.list_models(metric_mode="FR") == []  # every UniQA model is no-reference
     assert pyiqa.list_models(filter="*koniq") == ["uniqa-koniq"]
-    assert pyiqa.list_models("NR", "single") == ["uniqa-single"]
+    assert pyiqa.list_models("NR", "*single") == ["uniqa-single"]
 
 
 @pytest.mark.parametrize("mode, hint", [("nr", ""), ("*koniq", "list_models\\(filter='\\*koniq'\\)")])

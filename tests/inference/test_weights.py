@@ -70,9 +70,9 @@ def test_missing_adapter_says_how_to_make_it(weights_env, backbone_file):
         pyiqa.create_metric("uniqa-koniq")
     msg = str(info.value)
     assert "uniqa_koniq_adapter.pth" in msg and str(weights_env[0]) in msg
-    assert "python train.py -opt options/train/UniQA/koniq.yml" in msg
+    assert "pyiqa-train -opt options/train/UniQA/koniq.yml" in msg
     assert "pyiqa install-weights uniqa-koniq" in msg
-    with pytest.raises(CheckpointError, match="(?s)uniqa_spaq_adapter.pth.*train.py -opt options/train/UniQA/spaq.yml"):
+    with pytest.raises(CheckpointError, match="(?s)uniqa_spaq_adapter.pth.*pyiqa-train -opt options/train/UniQA/spaq.yml"):
         pyiqa.create_metric("uniqa-spaq")
 
 

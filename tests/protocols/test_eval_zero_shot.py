@@ -1,10 +1,9 @@
-"""scripts/eval_zero_shot.py end to end on the demo images with the random tiny backbone: the shipped
+"""pyiqa-eval-zero-shot end to end on the demo images with the random tiny backbone: the shipped
 KonIQ test config read through --dataroot/--meta-dir, the 'demo' name, the JSON and CSV written, the
 correlations recomputed from the CSV, the RANDOM-weights label, resuming, and the bad-input messages."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -13,25 +12,17 @@ from typing import Dict, List
 import pytest
 from scipy import stats
 
-from helpers import REPO
+from pyiqa.protocols.commands import eval_zero_shot
 from pyiqa.protocols.result_files import read_zero_shot
 from pyiqa.utils.entry import run_cli
 from pyiqa.utils.errors import CheckpointError, ConfigError, DataError
 
-SCRIPT = REPO / "scripts" / "eval_zero_shot.py"
 MODELS = ("uniqa", "uniqa-single")
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("eval_zero_shot_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def script():
-    return load_script()
+    return eval_zero_shot  # the command's module: main(argv) raises the typed errors
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +73,7 @@ def test_scores_resume_and_random_label(script, demo_data, meta_dir, tmp_path, c
             assert metrics["plcc"] == pytest.approx(stats.pearsonr(pred, label)[0], abs=1e-9)
             assert metrics["krcc"] == pytest.approx(stats.kendalltau(pred, label)[0], abs=1e-12)
         assert [r["uniqa"] for r in rows] != [r["uniqa-single"] for r in rows]  # two models, not one
-        table_row = read_zero_shot(out / f"{name}.json")  # what scripts/results_table.py reads
+        table_row = read_zero_shot(out / f"{name}.json")  # what pyiqa-results-table reads
         assert table_row.random_weights and table_row.models["ensemble"] == data["models"]["uniqa"]
     # a second run skips both, writing nothing
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
@@ -114,12 +105,12 @@ def test_bad_inputs_are_one_clear_error(script, demo_data, meta_dir, tmp_path, m
                      "--out", str(out)])
     msg = str(err.value)
     assert f"livec: image folder '{missing}' does not exist" in msg
-    assert "python scripts/prepare_dataset.py livec --root" in msg and "\n" not in msg
+    assert "pyiqa-prepare-dataset livec --root" in msg and "\n" not in msg
     assert not out.exists()
     empty = tmp_path / "empty_meta"
     empty.mkdir()
     with pytest.raises(DataError, match=r"meta CSV '.*meta_info_KonIQ10kDataset\.csv' does not exist.*"
-                                        r"prepare_dataset\.py koniq10k"):
+                                        r"pyiqa-prepare-dataset koniq10k"):
         script.main(["--datasets", "koniq10k", "--dataroot", f"koniq10k={root}", "--meta-dir", str(empty),
                      "--backbone", "random-tiny", "--out", str(out)])
     # no weights anywhere: the weight lookup's own message (where it looked, where to download)
@@ -132,7 +123,7 @@ def test_bad_inputs_are_one_clear_error(script, demo_data, meta_dir, tmp_path, m
 
 
 def test_command_line_error_has_no_traceback(script, capsys):
-    """What ``python scripts/eval_zero_shot.py`` does with the error (run_cli), in-process: a
+    """What ``pyiqa-eval-zero-shot`` does with the error (run_cli), in-process: a
     subprocess would spend seconds importing torch to show the same."""
     with pytest.raises(SystemExit) as exit_info:
         run_cli(lambda: script.main(["--datasets", "livc"]))

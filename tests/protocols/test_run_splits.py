@@ -1,9 +1,8 @@
-"""scripts/run_splits.py: per-split configs, real train.py subprocesses on the demo data, skip, resume,
+"""pyiqa-run-splits: per-split configs, real trainer subprocesses on the demo data, skip, resume,
 few-label repeats, cross-dataset tests, and the median/mean/std of each protocol."""
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import pickle
 import shutil
@@ -17,6 +16,7 @@ import yaml
 from helpers import REPO, train_options, write_yaml
 from pyiqa.data.prepare.split_maker import few_label_splits
 from pyiqa.protocols import aggregate
+from pyiqa.protocols.commands.run_splits import main
 from pyiqa.protocols.split_configs import validation_part
 from pyiqa.protocols.splits_runner import SplitRunArgs, make_plan
 from pyiqa.utils.entry import run_cli
@@ -31,11 +31,6 @@ FAST = ["num_gpu=0", "precision=fp32", "train.total_epoch=~", "train.total_iter=
 # one process per "GPU" (without CUDA they share the CPU); a single-GPU machine runs them in turn
 GPUS = "0" if torch.cuda.device_count() == 1 else "0,1"
 
-_spec = importlib.util.spec_from_file_location("run_splits_script", REPO / "scripts" / "run_splits.py")
-run_splits_script = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(run_splits_script)
-main = run_splits_script.main
-
 
 def demo_overrides(demo, **extra):
     out = [f"datasets.{s}.{k}={v}" for s in SECTIONS for k, v in
@@ -44,7 +39,7 @@ def demo_overrides(demo, **extra):
 
 
 def cli_error(argv, capsys):
-    """Run the script as its __main__ does; the one-line message of the user error."""
+    """Run the command as its console entry point does; the one-line message of the user error."""
     capsys.readouterr()
     with pytest.raises(SystemExit) as exc:
         run_cli(lambda: main(argv))
@@ -115,7 +110,7 @@ def test_bad_input_is_one_line_naming_the_value_and_creates_nothing(tmp_path, ca
     err = cli_error(["-opt", DEMO_YML, "--labels", "50", *base, "--force_yml",
                      *demo_overrides(demo_data, meta_info_file=meta)], capsys)
     assert f"few-label file '{tmp_path / 'demo_fewlabel50_seed123.pkl'}' does not exist" in err
-    assert "python scripts/prepare_dataset.py NAME --root" in err and "--few-label 50" in err
+    assert "pyiqa-prepare-dataset NAME --root" in err and "--few-label 50" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["meta_info_demo.csv"]  # no results/, no experiments/
 
 

@@ -1,4 +1,4 @@
-"""The editable prompt templates of the description generator (``options/descriptions/prompts.yml``).
+"""The editable prompt templates of the description generator (the shipped ``descriptions/prompts.yml``).
 
 The YAML holds a ``version`` string (stored with every description) and, per task, a ``system`` text, a
 ``user`` text with the placeholders ``{level}`` and ``{facts}``, and an optional ``facts`` line that
@@ -7,6 +7,7 @@ placeholder fails before the first request instead of reaching thousands of prom
 """
 from __future__ import annotations
 
+import importlib.resources
 import re
 import string
 from dataclasses import dataclass
@@ -21,7 +22,8 @@ from pyiqa.utils.registry import closest
 PathLike = Union[str, Path]
 
 TASKS: Tuple[str, ...] = ("quality", "aesthetics")
-DEFAULT_PROMPTS = Path(__file__).resolve().parents[2] / "options" / "descriptions" / "prompts.yml"
+#: package data (pyiqa.utils.shipped_configs; ``options/descriptions/prompts.yml`` in a clone)
+DEFAULT_PROMPTS = Path(str(importlib.resources.files("pyiqa") / "configs" / "descriptions" / "prompts.yml"))
 
 _TOP_KEYS = ("version",) + TASKS
 _TASK_KEYS = ("system", "user", "facts")

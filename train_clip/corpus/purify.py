@@ -94,7 +94,7 @@ def load_descriptions(path: Path, task: str = "aesthetics") -> Dict[str, List[st
     """
     out: Dict[str, List[str]] = {}
     tasks: Counter = Counter()
-    for n, obj in read_jsonl(path, "Descriptions file (the JSONL of scripts/generate_descriptions.py)"):
+    for n, obj in read_jsonl(path, "Descriptions file (the JSONL of pyiqa-generate-descriptions)"):
         image, text, line_task = obj.get("image"), obj.get("text"), obj.get("task")
         if not isinstance(image, str) or not isinstance(text, str):
             raise DataError(f"{path}:{n}: expected string 'image' and 'text' (descriptions JSONL), got "

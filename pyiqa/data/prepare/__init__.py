@@ -1,6 +1,6 @@
 """Dataset preparers: the files users download -> pyiqa meta CSVs, seeded splits, few-label subsets.
 
-``python scripts/prepare_dataset.py NAME --root DIR`` runs :func:`prepare`. One module per dataset
+``pyiqa-prepare-dataset NAME --root DIR`` runs :func:`prepare`. One module per dataset
 registers its :class:`Preparer`; they are imported here explicitly (no folder scanning), so adding a
 dataset is one small module plus one line below.
 """

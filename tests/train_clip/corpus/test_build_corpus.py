@@ -1,9 +1,8 @@
-"""scripts/build_corpus.py on JSONL files and images the test writes: the merged JSON exactly (order,
+"""pyiqa-build-corpus (and scripts/build_corpus.py) on JSONL files and images the test writes: the merged JSON exactly (order,
 weights as repetition, duplicates, torn lines, missing images), the report's numbers and PNG, the CLI,
 and the built corpus feeding a real train_clip run."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from PIL import Image
 
 from helpers import REPO, run_script, write_yaml
 from pyiqa.utils.errors import ConfigError, DataError
+from train_clip.corpus.commands import build_corpus as command
 from train_clip.corpus.build import STOP_WORDS, build_corpus
 
 SCRIPT = str(REPO / "scripts" / "build_corpus.py")
@@ -168,13 +168,10 @@ def test_cli_help_summary_and_error_exit(inputs, capsys):
     helped = run_script([SCRIPT, "--help"], cwd=inputs["tmp"])
     for flag in ("--descriptions", "--comments", "--root", "--out", "--weight", "SOURCE=W", "data_root"):
         assert flag in helped.stdout
-    spec = importlib.util.spec_from_file_location("build_corpus_script", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
     out = inputs["tmp"] / "cli" / "corpus.json"
-    script.main(["--descriptions", str(inputs["quality"]), str(inputs["aesthetics"]),
-                 "--comments", str(inputs["kept"]), "--root", str(inputs["root"]),
-                 "--out", str(out), "--weight", "aesthetics.jsonl=4"])
+    command.main(["--descriptions", str(inputs["quality"]), str(inputs["aesthetics"]),
+                  "--comments", str(inputs["kept"]), "--root", str(inputs["root"]),
+                  "--out", str(out), "--weight", "aesthetics.jsonl=4"])
     printed = capsys.readouterr().out
     assert f"{out}: 4 images, 14 prompt entries, 2 with text from several sources, 1 left out" in printed
     assert "aesthetics.jsonl" in printed and "x4" in printed and "corpus_report.png" in printed

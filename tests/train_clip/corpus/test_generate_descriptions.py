@@ -22,12 +22,12 @@ from PIL import Image
 from helpers import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
-import generate_descriptions  # noqa: E402  (the CLI's main(argv))
 from mllm_stub_server import StubServer  # noqa: E402
 
 from pyiqa.utils.entry import run_cli  # noqa: E402
 from pyiqa.utils.errors import ConfigError, DataError  # noqa: E402
 from train_clip.corpus import levels  # noqa: E402
+from train_clip.corpus.commands import generate_descriptions  # noqa: E402  (main(argv))
 from train_clip.corpus.jsonl_log import JsonlLog  # noqa: E402
 from train_clip.corpus.prompts import load_prompts  # noqa: E402
 

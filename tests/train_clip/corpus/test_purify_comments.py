@@ -1,5 +1,5 @@
 """Purifying AVA comments: reading the published layouts, cleaning per reason, AR/IR ranking, selection,
-the report and the script's errors.
+the report and the command's errors.
 
 The backbone is the tiny RANDOM CLIP (``tiny_backbone``): its similarities are arbitrary and say nothing
 about aesthetics. The tests check the arithmetic (AR is the cosine ranking computed independently, IR
@@ -8,7 +8,6 @@ the token-length ranking, the AR + IR selection), never which comment "should" w
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 from typing import Dict, List
@@ -18,13 +17,11 @@ import pytest
 import torch
 from scipy.stats import rankdata
 
-from helpers import REPO
 from pyiqa.utils.errors import CheckpointError, ConfigError, DataError
+from train_clip.corpus.commands import purify_comments as command
 from train_clip.corpus.comments import (CommentSource, clean_comment, clean_comments, image_name,
                                         read_comments)
 from train_clip.corpus.purify import PurifyOptions, TextEncoder, load_descriptions, purify
-
-SCRIPT = REPO / "scripts" / "purify_comments.py"
 
 # Image 11: every kind of noise plus enough real comments, of distinct lengths, for a real ranking.
 COMMENTS: Dict[str, List[str]] = {
@@ -88,13 +85,6 @@ def data(tmp_path_factory) -> Dict[str, Path]:
 @pytest.fixture(scope="module")
 def encoder(tiny_backbone) -> TextEncoder:
     return TextEncoder(str(tiny_backbone), device="cpu", batch_size=4)  # several batches per chunk
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("purify_comments_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run(data, encoder, **options):
@@ -209,12 +199,12 @@ def test_min_tokens_and_undescribed(data, encoder):
     assert (ir_only.status, ir_only.ar, ir_only.ir) == ("ir_only", [None], [1])
 
 
-def test_script_writes_kept_comments_and_report(data, tmp_path, capsys):
+def test_command_writes_kept_comments_and_report(data, tmp_path, capsys):
     out = tmp_path / "out" / "kept.jsonl"
-    summary = load_script().main(["--comments", str(data["crawl"]), "--descriptions",
-                                  str(data["descriptions"]), "--backbone", "random-tiny",
-                                  "--keep", "3", "--out", str(out), "--device", "cpu",
-                                  "--batch-size", "2"])
+    summary = command.main(["--comments", str(data["crawl"]), "--descriptions",
+                            str(data["descriptions"]), "--backbone", "random-tiny",
+                            "--keep", "3", "--out", str(out), "--device", "cpu",
+                            "--batch-size", "2"])
     kept = [json.loads(line) for line in out.read_text().splitlines()]
     assert [k["image"] for k in kept] == ["11.jpg", "12.jpg"]
     assert all(set(k) == {"image", "comments", "ar", "ir"} for k in kept)
@@ -235,17 +225,16 @@ def test_script_writes_kept_comments_and_report(data, tmp_path, capsys):
     assert "kept" in printed and "1 images with comments had no description" in printed
     assert sorted(p.name for p in out.parent.iterdir()) == ["kept.jsonl", "kept.report.csv"]  # no temps
     again = tmp_path / "again.jsonl"  # deterministic: the same run again gives the same bytes
-    load_script().main(["--comments", str(data["crawl"]), "--descriptions", str(data["descriptions"]),
-                        "--backbone", "random-tiny", "--keep", "3", "--out", str(again),
-                        "--device", "cpu", "--batch-size", "2"])
+    command.main(["--comments", str(data["crawl"]), "--descriptions", str(data["descriptions"]),
+                  "--backbone", "random-tiny", "--keep", "3", "--out", str(again),
+                  "--device", "cpu", "--batch-size", "2"])
     assert again.read_bytes() == out.read_bytes()
     with pytest.raises(SystemExit) as exit_info:
-        load_script().main(["--help"])
+        command.main(["--help"])
     assert exit_info.value.code == 0 and "--min-tokens" in capsys.readouterr().out
 
 
 def test_errors(data, tmp_path, tiny_backbone, capsys):
-    script = load_script()
     base = ["--comments", str(data["crawl"]), "--descriptions", str(data["descriptions"]),
             "--backbone", str(tiny_backbone), "--out", str(tmp_path / "k.jsonl"), "--device", "cpu"]
 
@@ -257,7 +246,7 @@ def test_errors(data, tmp_path, tiny_backbone, capsys):
             else:
                 argv += [flag, value]
         with pytest.raises(error, match=match):
-            script.main(argv)
+            command.main(argv)
 
     fails(DataError, "--comments", str(tmp_path / "nope"), match="does not exist")
     fails(DataError, "--descriptions", str(tmp_path / "nope.jsonl"), match="does not exist")
@@ -283,6 +272,6 @@ def test_errors(data, tmp_path, tiny_backbone, capsys):
     from pyiqa.utils.entry import run_cli
     argv = [*base, "--backbone", str(tmp_path / "missing.pt")]  # the last --backbone wins
     with pytest.raises(SystemExit) as exit_info:
-        run_cli(lambda: script.main(argv), logger_name="train_clip")
+        run_cli(lambda: command.main(argv), logger_name="train_clip")
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith("error: No file exists at backbone path")
