@@ -357,43 +357,25 @@ def _workers(requested: Optional[int], num_files: int) -> int:
     return requested
 
 
-class _SharedCrops:
-    """Metrics that cut the same test crops, seen by ``batch.score_files`` as one metric whose score
-    is a row (one per metric): each image is decoded and cropped once for all of them."""
-
-    def __init__(self, metrics: Sequence[Any]):
-        self.metrics = list(metrics)
-        first = self.metrics[0]
-        self.crop_spec, self.max_side, self.device = first.crop_spec, first.max_side, first.device
-        self.batch_size = first.batch_size
-        self.metric_name = ", ".join(m.metric_name for m in self.metrics)
-        self.net = self  # score_files calls metric.net.score_crops
-
-    def score_crops(self, crops: Sequence[Any]) -> Any:
-        """List of (K_i, 3, S, S) crops -> (N, number of metrics) scores."""
-        import torch
-        return torch.stack([m.net.score_crops(crops) for m in self.metrics], dim=1)
-
-
 def _score_rows(metrics: Sequence[Any], paths: Sequence[Path], workers: int,
                 progress: bool) -> Iterator[Row]:
     """One row per path in order: every metric's score, or the reason the file could not be read.
 
     Metrics sharing a crop protocol (all but adapters that store another crop size) are scored in
-    one pass over the files; with several passes the rows are gathered and given at the end."""
+    one pass over the files, each image decoded once; with several passes the rows are gathered and
+    given at the end."""
     from .inference.batch import score_files
     passes: Dict[Any, List[int]] = {}  # crop protocol -> columns
     for column, metric in enumerate(metrics):
-        passes.setdefault((metric.crop_spec, metric.batch_size), []).append(column)
-    runs = [(_SharedCrops([metrics[c] for c in columns]), columns) for columns in passes.values()]
-    if len(runs) == 1:
-        shared = runs[0][0]
-        yield from score_files(shared, paths, shared.batch_size, workers, progress)
+        passes.setdefault((metric.crop_spec, metric.max_side, metric.batch_size), []).append(column)
+    if len(passes) == 1:
+        yield from score_files(metrics, paths, metrics[0].batch_size, workers, progress)
         return
     scores: List[List[Optional[float]]] = [[None] * len(metrics) for _ in paths]
     reasons: Dict[int, str] = {}
-    for shared, columns in runs:
-        for i, (_, row, reason) in enumerate(score_files(shared, paths, shared.batch_size, workers,
+    for columns in passes.values():
+        group = [metrics[c] for c in columns]
+        for i, (_, row, reason) in enumerate(score_files(group, paths, group[0].batch_size, workers,
                                                          progress)):
             if reason is not None:
                 reasons.setdefault(i, reason)  # the same file fails in every pass: told once

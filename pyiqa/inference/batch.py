@@ -52,22 +52,40 @@ def _as_list(batch: List[Item]) -> List[Item]:
     return batch
 
 
-def score_files(metric: "InferenceMetric", paths: Sequence[Path], batch_size: int, workers: int,
-                progress: bool) -> Iterator[Tuple[Path, Optional[float], Optional[str]]]:
-    """See ``InferenceMetric.score_files``."""
+def score_files(metrics: Sequence["InferenceMetric"], paths: Sequence[Path], batch_size: int, workers: int,
+                progress: bool) -> Iterator[Tuple[Path, Optional[List[float]], Optional[str]]]:
+    """Score image files with one or more metrics that cut the same test crops (``crop_spec``,
+    ``max_side``): each file is decoded and cropped once, in the workers, for all of them.
+
+    Yields ``(path, [one score per metric], None)``, or ``(path, None, reason)`` for a file that
+    cannot be read, in input order (``InferenceMetric.score_files`` is the one-metric form).
+
+    Raises:
+        ValueError: no metric, or metrics that cut different crops (score those in separate calls).
+    """
+    if not metrics:
+        raise ValueError("score_files needs at least one metric")
+    first = metrics[0]
+    if any((m.crop_spec, m.max_side) != (first.crop_spec, first.max_side) for m in metrics[1:]):
+        raise ValueError("score_files: the metrics cut different test crops "
+                         f"{sorted({str((m.crop_spec, m.max_side)) for m in metrics})}; score them in "
+                         "separate calls")
     paths = [Path(p) for p in paths]
-    dataset = CropDataset(paths, metric.crop_spec, metric.max_side)
+    dataset = CropDataset(paths, first.crop_spec, first.max_side)
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=workers,
-                        collate_fn=_as_list, pin_memory=metric.device.type == "cuda",
+                        collate_fn=_as_list, pin_memory=first.device.type == "cuda",
                         prefetch_factor=2 if workers > 0 else None)
-    bar = tqdm(total=len(paths), unit="img", disable=not progress, desc=metric.metric_name,
+    bar = tqdm(total=len(paths), unit="img", disable=not progress,
+               desc=", ".join(m.metric_name for m in metrics),
                file=sys.stderr)  # never into a CSV written to stdout
     try:
         with torch.no_grad():
             for batch in loader:
                 ok = [(i, crops) for i, crops, _ in batch if crops is not None]
-                scores = metric.net.score_crops([c for _, c in ok]).tolist() if ok else []
-                by_index = {i: s for (i, _), s in zip(ok, scores)}
+                crops = [c for _, c in ok]
+                rows = (torch.stack([m.net.score_crops(crops) for m in metrics], dim=1).tolist()
+                        if ok else [])  # (images, metrics)
+                by_index = {i: row for (i, _), row in zip(ok, rows)}
                 for i, _, reason in batch:
                     yield paths[i], by_index.get(i), reason
                 bar.update(len(batch))

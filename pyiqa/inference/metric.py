@@ -194,7 +194,9 @@ class InferenceMetric(nn.Module):
         input order. Unreadable files never stop the others.
         """
         from .batch import score_files  # DataLoader machinery only when files are scored in bulk
-        yield from score_files(self, paths, batch_size or self.batch_size, workers, progress)
+        for path, row, reason in score_files([self], paths, batch_size or self.batch_size, workers,
+                                             progress):
+            yield path, (row[0] if row is not None else None), reason
 
     def extra_repr(self) -> str:
         return (f"name={self.metric_name}, precision={self.precision}, crops={self.crop_spec}, "
