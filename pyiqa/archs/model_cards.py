@@ -72,6 +72,7 @@ ADAPTER_DATASETS = (
     ("koniq", "KonIQ-10k"), ("livec", "LIVE Challenge"), ("spaq", "SPAQ"), ("flive", "FLIVE (PaQ-2-PiQ)"),
     ("tid2013", "TID2013"), ("csiq", "CSIQ"), ("kadid10k", "KADID-10k"), ("live", "LIVE IQA"),
     ("agiqa3k", "AGIQA-3K"), ("agiqa1k", "AGIQA-1K"), ("ava", "AVA (aesthetics)"), ("aadb", "AADB (aesthetics)"),
+    ("aigiqa20k", "AIGIQA-20K"), ("eciqad", "ECIQAD (enhanced colonoscopy)"), ("agin", "AGIN (naturalness)"),
 )
 
 MODEL_CARDS: Dict[str, ModelCard] = {card.name: card for card in (

@@ -1,8 +1,9 @@
 """AVA aesthetics: MOS = mean vote (1-10) plus the ten-bin vote histogram, with pyiqa's conventions.
 
 Meta CSV columns (pyiqa's ``meta_info_AVADataset.csv`` layout): image name, MOS, ten vote counts (votes
-for score 1..10), then optional columns such as ``official_split`` (0 train, 1 val, 2 test; used when
-no split_file / split_index is given).
+for score 1..10), then optional columns such as ``official_split`` (0 train, 1 val, 2 test, or the words;
+used when no split_file / split_index is given; IQA-PyTorch's CSV of 2022 spells it ``official split``
+and codes only 0 train / 2 test).
 
 As in pyiqa:
 
@@ -10,7 +11,10 @@ As in pyiqa:
   items carry ``mos_dist``, the vote histogram normalised to sum 1;
 * with a ``split_file``, the validation set is the last ``val_num`` (default 2,000) images of the
   split's ``val`` list and the rest of that list joins ``train`` (the split files hold the ~20k standard
-  test images as ``test`` and a large ``val`` list).
+  test images as ``test`` and a large ``val`` list);
+* with the official split column, its parts are used as they are, except that a column without val rows
+  (IQA-PyTorch's, coded 0 train / 2 test) gives its last ``val_num`` train rows to validation, as
+  IQA-PyTorch's own ``AVADataset`` does.
 """
 from __future__ import annotations
 
@@ -23,13 +27,12 @@ import torch
 from ..utils.errors import ConfigError, DataError
 from ..utils.registry import DATASET_REGISTRY, check_kwargs
 from .general_nr_dataset import GeneralNRDataset
-from .meta_info import Split, numeric_columns
+from .meta_info import OFFICIAL_SPLIT_COLUMNS, Split, find_split_column, numeric_columns, split_from_column
 
 logger = logging.getLogger(__name__)
 
 NUM_BINS = 10
 OFFICIAL_SPLIT_COLUMN = "official_split"
-OFFICIAL_SPLIT_CODES = {0: "train", 1: "val", 2: "test"}
 
 
 @DATASET_REGISTRY.register()
@@ -67,19 +70,19 @@ class AVADataset(GeneralNRDataset):
         return columns[2:2 + NUM_BINS]
 
     def _default_split(self) -> Optional[Split]:
-        if OFFICIAL_SPLIT_COLUMN not in self.table.columns:
-            raise DataError(f"AVA meta CSV '{self.meta_info_file}' has no '{OFFICIAL_SPLIT_COLUMN}' "
-                            f"column and no split_file/split_column was given; columns: "
-                            f"{list(self.table.columns)}")
-        codes = numeric_columns(self.table, [OFFICIAL_SPLIT_COLUMN], self.meta_info_file)
-        codes = codes[OFFICIAL_SPLIT_COLUMN].to_numpy()
-        bad = np.flatnonzero(~np.isin(codes, list(OFFICIAL_SPLIT_CODES)))
-        if bad.size:
-            row = int(bad[0])
-            raise DataError(f"AVA meta CSV '{self.meta_info_file}': row {self.csv_row(row)} has "
-                            f"{OFFICIAL_SPLIT_COLUMN}={codes[row]:g}; "
-                            f"expected 0 (train), 1 (val) or 2 (test)")
-        return {name: np.flatnonzero(codes == code).tolist() for code, name in OFFICIAL_SPLIT_CODES.items()}
+        column = find_split_column(self.table, OFFICIAL_SPLIT_COLUMN)
+        if column is None:
+            raise DataError(f"AVA meta CSV '{self.meta_info_file}' has no official split column (any of "
+                            f"{list(OFFICIAL_SPLIT_COLUMNS)}) and no split_file/split_column was given; "
+                            f"columns: {list(self.table.columns)}")
+        split = split_from_column(self.table, column, self.meta_info_file)
+        train = split["train"]
+        borrow = min(self.val_num, len(train) - 1)  # keep one row to train on
+        if split["val"] or borrow <= 0:
+            return split
+        logger.info("%s: the official split column '%s' has no val rows (IQA-PyTorch's layout): the last %d "
+                    "train rows validate (val_num=%d)", self.name, column, borrow, self.val_num)
+        return {**split, "train": train[:len(train) - borrow], "val": train[len(train) - borrow:]}
 
     def _validate_rows(self, rows: List[int]) -> None:
         votes = numeric_columns(self.table, self._vote_columns(), self.meta_info_file).to_numpy()

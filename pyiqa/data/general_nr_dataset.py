@@ -245,6 +245,10 @@ def _check_mos_range(mos_range: Any, mos_normalize: bool, where: str) -> Optiona
 @DATASET_REGISTRY.register()
 class LIVEChallengeDataset(GeneralNRDataset):
     """LIVE Challenge (CLIVE): the meta CSV's first 7 rows are the 7 'training' images, which are not
-    part of the 1,162-image benchmark; they are dropped *before* split indices are applied."""
+    part of the 1,162-image benchmark; they are dropped *before* split indices are applied.
+
+    IQA-PyTorch's published CSV has 1,169 rows, ``t1.bmp``..``t7.bmp`` first, and its split pickle
+    (``livechallenge_seed123.pkl``: train/val lists over rows 0..1161) counts rows after the drop, as
+    its own LIVEChallengeDataset does; the 7 images need not be on disk."""
 
     skip_rows = 7

@@ -6,6 +6,10 @@ of synthetic-distortion sets put the reference first (``ref_name, dist_name, mos
 (``image_column='dist_name'``) to read them unchanged. "Row i" in this module is the
 0-based data row (the index split pickles use); the file line is i + 2.
 
+Split column: one value per row naming its part: the words ``train``/``val``/``test`` (ours; KonIQ's own
+``training``/``validation`` too) or IQA-PyTorch's codes ``0``/``1``/``2`` (its KonIQ and FLIVE ``split``
+column, its AVA ``official split`` column), so its published CSVs are read unchanged.
+
 Split pickle: ``{split_index: {'train': [row, ...], 'val': [...], 'test': [...]}}``. It is read with a
 restricted unpickler (:mod:`pyiqa.utils.safe_pickle`): plain containers, ints, strings and NumPy integer
 arrays only, so a planted split file cannot run code.
@@ -26,6 +30,13 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 SPLIT_NAMES = ("train", "val", "test")
 Split = Dict[str, List[int]]
+#: IQA-PyTorch's split codes (``scripts/process_koniq10k.py``, ``process_flive.py``, ``process_ava.py``).
+SPLIT_CODES = {0: "train", 1: "val", 2: "test"}
+#: Words a split column may hold: ours, and the KonIQ authors' ``set`` words our older CSVs copied.
+SPLIT_WORDS = {"train": "train", "val": "val", "test": "test", "training": "train", "validation": "val"}
+#: Spellings of the official-split column: ours, then IQA-PyTorch's (its AVA CSV of 2022 writes
+#: ``official split``; its KonIQ and FLIVE CSVs of 2022 write ``split``).
+OFFICIAL_SPLIT_COLUMNS = ("official_split", "official split", "split")
 
 
 def read_meta_info(path: PathLike, image_column: Optional[str] = None,
@@ -145,8 +156,32 @@ def _as_row(value) -> int:
     return int(value)
 
 
+def find_split_column(table: pd.DataFrame, column: str) -> Optional[str]:
+    """The column of ``table`` that holds split ``column``: itself, or for ``official_split`` the first
+    of :data:`OFFICIAL_SPLIT_COLUMNS` present (IQA-PyTorch's published CSVs name it differently);
+    None if there is none."""
+    if column in table.columns:
+        return column
+    if column == OFFICIAL_SPLIT_COLUMNS[0]:
+        return next((c for c in OFFICIAL_SPLIT_COLUMNS if c in table.columns), None)
+    return None
+
+
+def split_part(value: object) -> Optional[str]:
+    """'train'/'val'/'test' for one split cell (a word of :data:`SPLIT_WORDS` in any case, or a code of
+    :data:`SPLIT_CODES` such as ``2`` or ``2.0``); None for anything else."""
+    text = str(value).strip().lower()
+    if text in SPLIT_WORDS:
+        return SPLIT_WORDS[text]
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    return SPLIT_CODES.get(int(number)) if number.is_integer() else None
+
+
 def split_from_column(table: pd.DataFrame, column: str, csv_path: PathLike) -> Split:
-    """Rows per split from a column holding 'train'/'val'/'test' (case-insensitive) per row.
+    """Rows per split from a column naming each row's part (see :func:`split_part`).
 
     Raises:
         DataError: the column does not exist (available columns listed) or holds another value.
@@ -154,14 +189,14 @@ def split_from_column(table: pd.DataFrame, column: str, csv_path: PathLike) -> S
     if column not in table.columns:
         raise DataError(f"Meta info CSV '{csv_path}' has no split column '{column}'; columns: "
                         f"{list(table.columns)}")
-    values = table[column].astype(str).str.strip().str.lower()
-    bad = values.index[~values.isin(SPLIT_NAMES)]
+    parts = table[column].map(split_part)
+    bad = parts.index[parts.isna()]
     if len(bad):
         row = int(bad[0])
         raise DataError(f"Meta info CSV '{csv_path}': row {row} (line {row + 2}) has "
                         f"{table[column].iloc[row]!r} in split column '{column}'; expected one of "
-                        f"{list(SPLIT_NAMES)}")
-    return {name: values.index[values == name].tolist() for name in SPLIT_NAMES}
+                        f"{list(SPLIT_NAMES)} or IQA-PyTorch's codes 0 (train), 1 (val), 2 (test)")
+    return {name: parts.index[parts == name].tolist() for name in SPLIT_NAMES}
 
 
 def check_rows(rows: Sequence[int], num_rows: int, source: str) -> None:

@@ -3,7 +3,9 @@
 * ``split_file`` (a split pickle): the list ``[split_index][phase]``; ``split_index`` defaults to 1.
 * no ``split_file`` but a ``split_index``: an integer N names the CSV column
   ``ratio{split_ratio}_seed123_split_{N:02d}`` (``split_ratio`` defaults to ``802``: 80/20), a string
-  names the column directly; the rows whose value equals the phase are used. A missing column is an
+  names the column directly; the rows whose value names the phase are used (the words train/val/test
+  or IQA-PyTorch's codes 0/1/2, see :mod:`pyiqa.data.meta_info`). ``official_split`` also finds
+  IQA-PyTorch's spellings of that column (``official split``, ``split``). A missing column is an
   error listing the CSV's split columns. (``split_column`` is the same as a string ``split_index``.)
 * neither: every row (e.g. testing a whole dataset), or a dataset's own official split (AVA).
 * ``override_phase`` replaces the phase used for the lookup, so a ``test_*`` section can evaluate the
@@ -20,7 +22,8 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 import pandas as pd
 
 from ..utils.errors import ConfigError, DataError
-from .meta_info import SPLIT_NAMES, Split, check_rows, read_split_pickle, split_from_column
+from .meta_info import (SPLIT_NAMES, Split, check_rows, find_split_column, read_split_pickle,
+                        split_from_column)
 
 logger = logging.getLogger(__name__)
 
@@ -56,12 +59,16 @@ def select_rows(table: pd.DataFrame, csv_path: Any, phase: str, where: str, *, s
         if adjust_split_file is not None:
             split = adjust_split_file(split)
     elif split_column is not None or split_index is not None:
-        column = split_column if split_column is not None else split_column_name(split_index, split_ratio)
-        if column not in table.columns:
+        asked = split_column if split_column is not None else split_column_name(split_index, split_ratio)
+        column = find_split_column(table, asked)
+        if column is None:
             columns = [c for c in table.columns if str(c).startswith("ratio") or "split" in str(c)]
-            raise DataError(f"{where}: meta CSV '{csv_path}' has no split column '{column}' (from "
+            raise DataError(f"{where}: meta CSV '{csv_path}' has no split column '{asked}' (from "
                             f"split_index={split_index!r}, split_ratio={split_ratio!r}); its split columns: "
                             f"{columns or 'none'}. Give a split_file, or a split_index naming one of them")
+        if column != asked:
+            logger.info("%s: meta CSV '%s' has no '%s' column; using its '%s' column, IQA-PyTorch's name "
+                        "for the official split", where, csv_path, asked, column)
         split, source = split_from_column(table, column, csv_path), f"split column '{column}'"
     else:
         split = official()

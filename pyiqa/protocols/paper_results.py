@@ -25,7 +25,7 @@ DATASET_ALIASES = {
     "koniq": "koniq10k", "koniq-10k": "koniq10k",
     "clive": "livec", "live_challenge": "livec", "livechallenge": "livec",
     "kadid": "kadid10k", "kadid-10k": "kadid10k",
-    "agiqa-3k": "agiqa3k", "agiqa-1k": "agiqa1k",
+    "agiqa-3k": "agiqa3k", "agiqa-1k": "agiqa1k", "aigiqa-20k": "aigiqa20k",
 }
 
 FEW_LABELS = (50, 100, 200)
@@ -40,6 +40,10 @@ _SECTIONS: Dict[str, Tuple[Tuple[str, ...], Tuple[str, ...], Tuple[str, ...], Tu
     "few_label": (("variant",), ("5",), tuple(f"labels_{n}" for n in FEW_LABELS), ()),
 }
 _TOP_KEYS = ("version", "source", *_SECTIONS)
+# Optional top-level section: datasets the UniQA authors say they report, whose numbers we could not find
+# published, each with where the claim is and where we looked (so the gap is stated, never filled in).
+NOT_FOUND = "not_found"
+_NOT_FOUND_KEYS = ("claimed_in", "searched")
 
 
 def canonical_dataset(name: str) -> str:
@@ -102,12 +106,15 @@ def load_paper_results(path: str | Path = PAPER_YAML) -> Dict[str, Any]:
     """Read and check the paper's numbers.
 
     Returns ``{'version', 'source', 'full_label': {'variant', 'datasets': {name: entry}}, 'zero_shot':
-    {'datasets': ...}, 'few_label': {'variant', 'datasets': ...}}``; an entry holds ``table``, ``column``
-    and its numbers as floats (``best_other_*`` may be None). Raises ConfigError naming the key for an
+    {'datasets': ...}, 'few_label': {'variant', 'datasets': ...}, 'not_found': {name: {'claimed_in',
+    'searched'}}}`` (``not_found`` is optional in the file, ``{}`` when absent); an entry holds ``table``,
+    ``column`` and its numbers as floats (``best_other_*`` may be None). Raises ConfigError naming the key for an
     unknown or missing key, an unknown dataset, or a value that is not a correlation in [-1, 1].
     """
     path = Path(path)
-    raw = _check_keys(load_yaml(path), _TOP_KEYS, "", path)
+    raw = load_yaml(path)
+    missing_numbers = raw.pop(NOT_FOUND, {}) if isinstance(raw, dict) else {}
+    raw = _check_keys(raw, _TOP_KEYS, "", path)
     out: Dict[str, Any] = {"version": raw["version"], "source": str(raw["source"])}
     for section, (extra, tables, numbers, nullable) in _SECTIONS.items():
         body = _check_keys(raw[section], ("datasets", *extra), section, path)
@@ -124,4 +131,25 @@ def load_paper_results(path: str | Path = PAPER_YAML) -> Dict[str, Any]:
                                                     f"{section}.datasets.{name}", path)
                                for name, entry in datasets.items()}
         out[section] = checked
+    out[NOT_FOUND] = _check_not_found(missing_numbers, out, path)
+    return out
+
+
+def _check_not_found(entries: Any, checked: Mapping[str, Any], path: Path) -> Dict[str, Dict[str, str]]:
+    """``not_found``: dataset -> {claimed_in, searched} (non-empty text), for datasets no section gives."""
+    if entries is None:
+        return {}
+    if not isinstance(entries, dict):
+        raise ConfigError(f"{path}: '{NOT_FOUND}' must be a mapping of dataset names, got {type(entries).__name__}")
+    with_numbers = {name for section in _SECTIONS for name in checked[section]["datasets"]}
+    out: Dict[str, Dict[str, str]] = {}
+    for name, entry in entries.items():
+        where = f"{NOT_FOUND}.{name}"
+        if name in with_numbers:
+            raise ConfigError(f"{path}: '{where}': the file gives numbers for '{name}'; list it in one place")
+        _check_keys(entry, _NOT_FOUND_KEYS, where, path)
+        for key in _NOT_FOUND_KEYS:
+            if not isinstance(entry[key], str) or not entry[key].strip():
+                raise ConfigError(f"{path}: '{where}.{key}' must be a non-empty string, got {entry[key]!r}")
+        out[str(name)] = {key: entry[key] for key in _NOT_FOUND_KEYS}
     return out

@@ -167,11 +167,11 @@ def test_ava_split_file_keeps_the_last_val_num_images_for_validation(tmp_path):
 
 
 def test_ava_zero_votes_and_bad_official_split(tmp_path):
-    opt = write_ava(tmp_path, [[1] * 10, [0] * 10], [0, 0])
+    opt = write_ava(tmp_path, [[1] * 10, [0] * 10], [1, 0])  # a val row: no train rows move to val
     with pytest.raises(DataError, match=r"ava\.csv.*row 1 .*image 'imgs/img01\.jpg'.*vote counts zero"):
         build_dataset(opt, "train", "d")
     opt = write_ava(tmp_path, [[1] * 10, [1] * 10], [0, 7])
-    with pytest.raises(DataError, match=r"row 1 has official_split=7"):
+    with pytest.raises(DataError, match=r"row 1 \(line 3\) has '7' in split column 'official_split'"):
         build_dataset(opt, "train", "d")
 
 

@@ -268,8 +268,8 @@ def test_list_models_glob_semantics_as_iqa_pytorch():
     assert pyiqa.list_models(filter=["*koniq", "*ava"]) == ["uniqa-ava", "uniqa-koniq"]
     assert pyiqa.list_models(exclude_filters="uniqa-*") == ["uniqa"]
     assert pyiqa.list_models("NR", "uniqa-*", exclude_filters=["*k", "*koniq"]) == [
-        "uniqa-aadb", "uniqa-ava", "uniqa-csiq", "uniqa-flive", "uniqa-live", "uniqa-livec",
-        "uniqa-single", "uniqa-spaq", "uniqa-tid2013"]
+        "uniqa-aadb", "uniqa-agin", "uniqa-ava", "uniqa-csiq", "uniqa-eciqad", "uniqa-flive", "uniqa-live",
+        "uniqa-livec", "uniqa-single", "uniqa-spaq", "uniqa-tid2013"]
     assert pyiqa.list_models(metric_mode="FR") == []
     # natural order: digit runs compare as numbers
     assert CARDS.index("uniqa-agiqa1k") < CARDS.index("uniqa-agiqa3k")

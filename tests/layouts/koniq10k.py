@@ -8,6 +8,8 @@ from pathlib import Path
 
 from . import Layout, tiny_image
 
+REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"  # excerpts; see their SOURCE.md
+
 COLUMNS = ["img_name", "mos", "std", "split", "c1", "c2", "c3", "c4", "c5", "c_total", "mos_1to5"]
 SETS = ["training"] * 12 + ["validation"] * 3 + ["test"] * 5
 
@@ -36,3 +38,15 @@ def write(root: Path) -> Layout:
         tiny_image(root / "512x384" / name, seed=i)
     (root / "koniq10k_distributions_sets.csv").write_text("\n".join(lines) + "\n")
     return Layout(rows=len(SETS), columns=COLUMNS, official=True)
+
+
+def write_real(root: Path) -> Layout:
+    """The real first 40 rows of koniq10k_distributions_sets.csv (fixtures/real/koniq10k), tiny JPEGs and
+    no scores file (it is optional)."""
+    root.mkdir(parents=True, exist_ok=True)
+    text = (REAL / "koniq10k" / "koniq10k_distributions_sets.csv").read_bytes()
+    (root / "koniq10k_distributions_sets.csv").write_bytes(text)
+    names = [line.split(",")[0] for line in text.decode().splitlines()[1:]]
+    for i, name in enumerate(names):
+        tiny_image(root / "512x384" / name, seed=i, size=(8, 6))
+    return Layout(rows=len(names), columns=COLUMNS[:-1], official=True)

@@ -10,6 +10,8 @@ import scipy.io
 
 from . import Layout, tiny_image
 
+REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"  # excerpts; see their SOURCE.md
+
 COLUMNS = ["ref_name", "dist_name", "mos", "dmos_realigned", "dmos_realigned_std", "distortion_type"]
 FOLDERS = (("jp2k", 227), ("jpeg", 233), ("wn", 174), ("gblur", 174), ("fastfading", 174))
 REFS = ("bikes.bmp", "buildings.bmp", "caps.bmp", "monarch.bmp", "parrots.bmp", "womanhat.bmp")
@@ -39,3 +41,24 @@ def write(root: Path) -> Layout:
                      {"dmos_new": dmos_new[None], "dmos_std": dmos_std[None], "orgs": orgs[None]})
     scipy.io.savemat(root / "refnames_all.mat", {"refnames_all": refnames})
     return Layout(rows=len(FOLDERS) * len(DISTORTED), columns=COLUMNS, reference="ref_name")
+
+
+def write_real(root: Path) -> Layout:
+    """The real (re-saved) dmos_realigned.mat of fixtures/real/live, with dmos.mat and refnames_all.mat
+    written by us: orgs = 1 where the real dmos_new is 0 (the 203 reference copies), dmos = |dmos_new|,
+    references cycling through REFS; a tiny image for each of the 779 distorted entries."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "dmos_realigned.mat").write_bytes((REAL / "live" / "dmos_realigned.mat").read_bytes())
+    dmos_new = scipy.io.loadmat(root / "dmos_realigned.mat")["dmos_new"]
+    orgs = (dmos_new == 0).astype(float)
+    scipy.io.savemat(root / "dmos.mat", {"dmos": np.abs(dmos_new), "orgs": orgs})
+    refnames = np.empty((1, dmos_new.size), dtype=object)
+    refnames[0, :] = [REFS[i % len(REFS)] for i in range(dmos_new.size)]
+    scipy.io.savemat(root / "refnames_all.mat", {"refnames_all": refnames})
+    entry = 0
+    for folder, count in FOLDERS:
+        for k in range(1, count + 1):
+            if not orgs[0, entry]:
+                tiny_image(root / folder / f"img{k}.bmp", seed=entry, size=(8, 6))
+            entry += 1
+    return Layout(rows=int((orgs == 0).sum()), columns=COLUMNS, reference="ref_name")

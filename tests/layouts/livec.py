@@ -12,6 +12,8 @@ import scipy.io
 
 from . import Layout, tiny_image
 
+REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"  # excerpts; see their SOURCE.md
+
 COLUMNS = ["img_name", "mos", "std"]
 LEAD = 7
 
@@ -31,3 +33,20 @@ def write(root: Path, images: int = 12) -> Layout:
     scipy.io.savemat(data / "AllMOS_release.mat", {"AllMOS_release": mos})
     scipy.io.savemat(data / "AllStdDev_release.mat", {"AllStdDev_release": std})
     return Layout(rows=images, columns=COLUMNS, lead=LEAD)
+
+
+def write_real(root: Path) -> Layout:
+    """The three .mat files re-written from real rows: IQA-PyTorch's first 20 published rows (fixtures/real/
+    livec; the real .mat files were not found), in the release's shapes (n x 1 cell, 1 x n rows)."""
+    lines = (REAL / "livec" / "meta_info_LIVEChallengeDataset.csv").read_text().splitlines()[1:]
+    rows = [line.split(",") for line in lines]
+    for i, (name, _, _) in enumerate(rows):
+        tiny_image(root / "Images" / ("trainingImages" if name.startswith("t") else "") / name, seed=i, size=(8, 6))
+    cells = np.empty((len(rows), 1), dtype=object)
+    cells[:, 0] = [r[0] for r in rows]
+    data = root / "Data"
+    data.mkdir(parents=True, exist_ok=True)
+    scipy.io.savemat(data / "AllImages_release.mat", {"AllImages_release": cells})
+    scipy.io.savemat(data / "AllMOS_release.mat", {"AllMOS_release": np.array([[float(r[1]) for r in rows]])})
+    scipy.io.savemat(data / "AllStdDev_release.mat", {"AllStdDev_release": np.array([[float(r[2]) for r in rows]])})
+    return Layout(rows=len(rows) - LEAD, columns=COLUMNS, lead=LEAD)

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from . import Layout, tiny_image
 
+REAL = Path(__file__).resolve().parent.parent / "fixtures" / "real"  # excerpts; see their SOURCE.md
+
 COLUMNS = ["ref_name", "dist_name", "mos", "std", "distortion_type", "distortion_level"]
 REFS = (1, 2, 3, 4, 5, 25)
 TYPES = (1, 11)
@@ -38,3 +40,15 @@ def write(root: Path, levels: int = 2) -> Layout:
     (root / "mos_std.txt").write_text("\n".join(std_lines) + "\n")
     (root / "mos.txt").write_text("\n".join(line.split()[0] for line in mos_lines) + "\n")
     return Layout(rows=len(mos_lines), columns=COLUMNS, reference="ref_name")
+
+
+def write_real(root: Path) -> Layout:
+    """The real first 60 lines of mos_with_names.txt / mos_std.txt (fixtures/real/tid2013), tiny images."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name in ("mos_with_names.txt", "mos_std.txt"):
+        (root / name).write_bytes((REAL / "tid2013" / name).read_bytes())
+    names = [line.split()[1] for line in (root / "mos_with_names.txt").read_text().splitlines()]
+    for i, name in enumerate(names):
+        tiny_image(root / "distorted_images" / name, seed=i, size=(8, 6))
+    tiny_image(root / "reference_images" / "I01.BMP", seed=999, size=(8, 6))
+    return Layout(rows=len(names), columns=COLUMNS, reference="ref_name")

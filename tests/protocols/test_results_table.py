@@ -284,3 +284,23 @@ def test_paper_yaml_loader_names_the_bad_entry(tmp_path, edit, expected):
     path.write_text(yaml.safe_dump(data))
     with pytest.raises(ConfigError, match=expected):
         load_paper_results(path)
+
+
+def test_datasets_without_published_numbers_are_listed_not_filled_in(tmp_path):
+    paper = load_paper_results()
+    assert set(paper["not_found"]) == {"aigiqa20k", "eciqad", "agin"}
+    assert all(set(entry) == {"claimed_in", "searched"} for entry in paper["not_found"].values())
+    assert not set(paper["not_found"]) & {ds for s in ("full_label", "zero_shot", "few_label")
+                                          for ds in paper[s]["datasets"]}
+    data = yaml.safe_load(PAPER_YAML.read_text())
+    data["not_found"]["koniq10k"] = {"claimed_in": "x", "searched": "y"}
+    (tmp_path / "numbers.yml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"'not_found\.koniq10k': the file gives numbers for 'koniq10k'"):
+        load_paper_results(tmp_path / "numbers.yml")
+    data["not_found"] = {"agin": {"claimed_in": "x"}}
+    (tmp_path / "short.yml").write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match=r"'not_found\.agin' lacks key\(s\) searched"):
+        load_paper_results(tmp_path / "short.yml")
+    del data["not_found"]
+    (tmp_path / "none.yml").write_text(yaml.safe_dump(data))
+    assert load_paper_results(tmp_path / "none.yml")["not_found"] == {}

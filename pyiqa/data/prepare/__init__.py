@@ -6,6 +6,7 @@ dataset is one small module plus one line below.
 """
 from .registry import PREPARERS, Annotations, Preparer, get_preparer, register, require
 from . import aadb, agiqa1k, agiqa3k, ava, csiq, flive, kadid10k, koniq10k, live, livec, spaq, tid2013  # noqa: F401,E402
+from . import agin, aigiqa20k, eciqad  # noqa: F401,E402
 from .pipeline import Report, pickle_name, prepare  # noqa: E402
 
 __all__ = ["PREPARERS", "Annotations", "Preparer", "Report", "get_preparer", "pickle_name", "prepare",

@@ -5,8 +5,10 @@ Published layout (the "AVA_dataset" package; images downloaded separately as ``i
 * ``AVA.txt``: one line per image, 15 space-separated integers: index, image id, ten vote counts for
   the scores 1..10, two semantic tag ids (0 = no tag; names in ``tags.txt``) and a challenge id (names in
   ``challenges.txt``). 255,530 lines.
-* ``aesthetics_image_lists/generic_test.jpgl``: one image id per line, the standard ~19.9k test images
-  (the ``generic_ls_train.jpgl`` list holds the rest: the split used by every AVA paper).
+* ``aesthetics_image_lists/generic_test.jpgl``: one image id per line, 20,000 ids: the standard test set.
+  Every other image of ``AVA.txt`` trains (about 235k): the split of pyiqa and the AVA literature.
+  ``generic_ls_train.jpgl`` is not that remainder but the original paper's "large-scale" training subset
+  (also 20,000 ids, none in the test list); it is not read.
 
 pyiqa's ``meta_info_AVADataset.csv`` is ``img_name, MOS, c1..c10, semantic_tag1, semantic_tag2,
 official split, ILGnet split`` with MOS = mean vote (1-10, higher = better; pyiqa rounds it to three
@@ -115,4 +117,4 @@ def _official_split(image_ids: pd.Series, test_ids: Set[str]) -> pd.Series:
 
 register(Preparer(name="ava", title=TITLE, meta_file="meta_info_AVADataset.csv", image_dir="images",
                   expects=EXPECTS, read=read, mos_range=(0.0, 10.0), mos_column="MOS", lower_better=False,
-                  size=255530))
+                  size=255530, marker="AVA.txt"))

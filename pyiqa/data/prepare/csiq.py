@@ -12,7 +12,17 @@ pyiqa's CSV is ``ref_name,dist_name,dmos`` with the flat name ``1600.AWGN.1.png`
 every distorted image in one folder). Our image check needs the file where the release puts it, so
 ``dist_name`` is ``awgn/1600.AWGN.1.png``, relative to ``dst_imgs/`` (the config's dataroot_target);
 ``ref_name`` is pyiqa's (``1600.png``, relative to ``src_imgs/``). We add ``std`` (``dmos_std``), the
-distortion folder and the level.
+distortion folder and the level. Rows come in IQA-PyTorch's order: by distortion type (noise, jpeg,
+jpeg 2000, fnoise, blur, contrast: ``AWGN`` ... ``contrast``), then images as the sheet lists them, then
+level, so row ``i`` is the image of row ``i`` of IQA-PyTorch's ``meta_info_CSIQDataset.csv``.
+
+Layout from documentation, not yet checked on a real file (``csiq.DMOS.xlsx`` was not found in any public
+repository; a public code comment quoting its rows gives the header ``image dst_idx dst_type dst_lev
+dmos_std dmos`` and rows like ``1600 1 noise 1 0.061 0.062``). IQA-PyTorch's published meta file (866 rows,
+30 references, DMOS 0-1; 150 images per type, 116 for contrast) agrees with the names and types above.
+A dmos or dmos_std that is empty, text, ``inf`` or negative is an error naming sheet row and value; a
+renamed sheet is an error listing the sheets found; an image listed twice is kept once when its scores
+agree, else an error.
 """
 from __future__ import annotations
 
@@ -22,7 +32,8 @@ from typing import Any
 import pandas as pd
 
 from ...utils.errors import DataError
-from .registry import Annotations, Preparer, register, require
+from .label_checks import drop_repeats, scores
+from .registry import Annotations, Preparer, read_sheet, register, require
 
 TITLE = "CSIQ"
 EXPECTS = "csiq.DMOS.xlsx, src_imgs/ and dst_imgs/<type>/ (awgn, blur, contrast, fnoise, jpeg, jpeg2000)"
@@ -36,23 +47,24 @@ TYPES = {"noise": ("awgn", "AWGN"), "jpeg": ("jpeg", "JPEG"), "jpeg 2000": ("jpe
 def read(root: Path) -> Annotations:
     path = require(root, "csiq.DMOS.xlsx", TITLE, EXPECTS)
     raw = _read_sheet(path)
-    rows = [_row(cells, path, index + 1) for index, cells in raw.iterrows()]
-    table = pd.DataFrame(rows, columns=["ref_name", "dist_name", "dmos", "std", "distortion_type",
-                                        "distortion_level"])
+    rows = [f"row {index + 1}" for index in raw.index]
+    where = f"{TITLE}: '{path}' sheet '{SHEET}'"
+    raw["dmos"] = scores(raw["dmos"], rows, "dmos", where)
+    raw["dmos_std"] = scores(raw["dmos_std"], rows, "dmos_std", where)
+    table = pd.DataFrame([_row(cells, f"{where} {row}") for row, (_, cells) in zip(rows, raw.iterrows())],
+                         columns=["ref_name", "dist_name", "dmos", "std", "distortion_type", "distortion_level"])
     if table.empty:
-        raise DataError(f"{TITLE}: sheet '{SHEET}' of '{path}' lists no images below its header")
+        raise DataError(f"{where} lists no images below its header")
+    table = drop_repeats(table, "dist_name", ["dmos", "std"], rows, where)
+    order = table["distortion_type"].map({folder: i for i, (folder, _) in enumerate(TYPES.values())})
+    table = table.iloc[order.argsort(kind="stable").to_numpy()].reset_index(drop=True)
     return Annotations(table, reference_column="ref_name")
 
 
 def _read_sheet(path: Path) -> pd.DataFrame:
     """The non-blank rows below the header, named by it; index = spreadsheet row number - 1."""
-    try:
-        cells = pd.read_excel(path, sheet_name=SHEET, header=None, dtype=object, engine="openpyxl",
-                              keep_default_na=False, na_values=[""])  # "n/a" stays text
-    except ValueError as exc:
-        raise DataError(f"{TITLE}: '{path}' has no sheet '{SHEET}' ({exc})") from exc
-    except Exception as exc:  # a corrupt or non-xlsx file: zipfile / openpyxl errors
-        raise DataError(f"{TITLE}: cannot read '{path}' as an .xlsx workbook: {exc}") from exc
+    cells = read_sheet(path, SHEET, TITLE, header=None, dtype=object, keep_default_na=False,
+                       na_values=[""])  # "n/a" stays text
     labels = cells.apply(lambda col: col.map(lambda v: str(v).strip().lower() if isinstance(v, str) else v))
     hits = [i for i in range(len(labels)) if set(HEADER) <= set(labels.iloc[i].tolist())]
     if not hits:
@@ -60,25 +72,23 @@ def _read_sheet(path: Path) -> pd.DataFrame:
     header = labels.iloc[hits[0]].tolist()
     body = cells.iloc[hits[0] + 1:, [header.index(name) for name in HEADER]]
     body.columns = HEADER
-    return body[body.notna().any(axis=1)]  # not the blank padding rows of the sheet
+    return body[body.notna().any(axis=1)].copy()  # not the blank padding rows of the sheet
 
 
-def _row(cells: pd.Series, path: Path, excel_row: int) -> tuple:
-    """One table row from one spreadsheet row; DataError naming the sheet row and the bad value."""
-    where = f"{TITLE}: '{path}' sheet '{SHEET}' row {excel_row}"
+def _row(cells: pd.Series, where: str) -> tuple:
+    """One table row from one spreadsheet row (scores already checked); DataError naming the row."""
     image = _text(cells["image"])
     kind = _text(cells["dst_type"]).lower()
     if not image:
         raise DataError(f"{where}: empty image name")
     if kind not in TYPES:
         raise DataError(f"{where}: dst_type {cells['dst_type']!r} is not one of {sorted(TYPES)}")
-    numbers = pd.to_numeric(pd.Series([cells["dst_lev"], cells["dmos"], cells["dmos_std"]]), errors="coerce")
-    for value, name in zip(numbers, ("dst_lev", "dmos", "dmos_std")):
-        if pd.isna(value):
-            raise DataError(f"{where}: {name} {cells[name]!r} is not a number")
-    level, dmos, std = int(numbers[0]), float(numbers[1]), float(numbers[2])
+    level = pd.to_numeric(pd.Series([cells["dst_lev"]]), errors="coerce")[0]
+    if pd.isna(level) or int(level) != level or level < 1:
+        raise DataError(f"{where}: dst_lev {cells['dst_lev']!r} is not a level 1, 2, ...")
+    level = int(level)
     folder, token = TYPES[kind]
-    return f"{image}.png", f"{folder}/{image}.{token}.{level}.png", dmos, std, folder, level
+    return f"{image}.png", f"{folder}/{image}.{token}.{level}.png", cells["dmos"], cells["dmos_std"], folder, level
 
 
 def _text(value: Any) -> str:
@@ -90,4 +100,4 @@ def _text(value: Any) -> str:
 
 register(Preparer(name="csiq", title=TITLE, meta_file="meta_info_CSIQDataset.csv", image_dir="dst_imgs",
                   expects=EXPECTS, read=read, mos_range=(0.0, 1.0), mos_column="dmos",
-                  image_column="dist_name", lower_better=True, size=866))
+                  image_column="dist_name", lower_better=True, size=866, marker="csiq.DMOS.xlsx"))

@@ -5,11 +5,13 @@ subfolders (``voc_emotic_ava/``, ``blur_dataset/``, ``EE371R/``; patches in ``pa
 them, the label CSVs:
 
 * ``labels_image.csv``: header ``name,mos``; ``name`` relative to ``database/``
-  (``voc_emotic_ava/AVA__129332.jpg``), MOS on 0-100, higher = better (one image has MOS 0).
+  (``voc_emotic_ava/AVA__129332.jpg``), MOS on 0-100, higher = better (one image has MOS 0). Checked on
+  the real file (github.com/baidut/PaQ-2-PiQ): 39,810 unique names, CRLF line ends.
 * ``labels=640_padded.csv`` (the authors' ``labels<=640_padded.csv``, either name is accepted): the
   training images (<= 640 pixels) with ``name_image`` and ``is_valid`` (True = validation part).
 * ``labels640.csv`` (the authors' ``labels>640.csv``, either name is accepted): the larger test images,
-  ``name_image`` and the image/patch MOS and boxes.
+  ``name_image`` and the image/patch MOS and boxes; real file: 1,827 rows, 30 columns. The padded list is
+  too large for the public mirrors we could read: its two columns are the ones pyiqa's script reads.
 
 Official split, derived as pyiqa's ``scripts/process_flive.py`` does: ``test`` = the images of
 ``labels640.csv``, ``val`` = ``is_valid`` rows of ``labels=640_padded.csv``, ``train`` = every other
@@ -28,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ...utils.errors import DataError
+from .label_checks import scores
 from .registry import Annotations, Preparer, register, require
 
 logger = logging.getLogger(__name__)
@@ -43,11 +46,8 @@ TRUE, FALSE = {"true", "1", "1.0"}, {"false", "0", "0.0"}
 def read(root: Path) -> Annotations:
     path = require(root, "database/labels_image.csv", TITLE, EXPECTS)
     raw = _read_csv(path, ["name", "mos"])
-    mos = pd.to_numeric(raw["mos"], errors="coerce")
-    if mos.isna().any():
-        row = int(np.flatnonzero(mos.isna())[0])
-        raise DataError(f"{TITLE}: '{path}' line {row + 2}: mos {raw['mos'][row]!r} of image "
-                        f"{raw['name'][row]!r} is not a number")
+    lines = [f"line {i + 2} ({n})" for i, n in enumerate(raw["name"])]
+    mos = scores(raw["mos"], lines, "mos", f"{TITLE}: '{path}'")
     train_val_path = _either(root, TRAIN_VAL)
     train_val = _read_csv(train_val_path, ["name_image", "is_valid"])
     test = set(_read_csv(_either(root, TEST), ["name_image"])["name_image"])
@@ -55,7 +55,8 @@ def read(root: Path) -> Annotations:
     _warn_unknown(raw["name"], test | set(train_val["name_image"]))
     official = pd.Series(np.where(raw["name"].isin(test), "test",
                                   np.where(raw["name"].isin(valid), "val", "train")), dtype=object)
-    return Annotations(pd.DataFrame({"img_name": raw["name"], "mos": mos}), official_split=official)
+    return Annotations(pd.DataFrame({"img_name": raw["name"], "mos": mos}), official_split=official,
+                       origins=[f"'{path}' {line}" for line in lines])
 
 
 def _either(root: Path, names: tuple) -> Path:
@@ -97,4 +98,4 @@ def _warn_unknown(names: pd.Series, listed: Set[str]) -> None:
 
 register(Preparer(name="flive", title=TITLE, meta_file="meta_info_FLIVEDataset.csv", image_dir="database",
                   expects=EXPECTS, read=read, mos_range=(0.0, 100.0), mos_column="mos", lower_better=False,
-                  size=39810))
+                  size=39810, marker="database/labels_image.csv"))

@@ -9,13 +9,21 @@ file names). Entry ``i`` of the arrays is image ``img<k>.bmp`` of the folders ta
 entries that are copies of a reference, which are not part of the 779 and are left out. The DMOS is
 on about 0-100, lower = better.
 
-pyiqa's CSV is ``ref_name,dist_name,mos`` with ``mos`` = ``dmos`` of ``dmos.mat`` (a DMOS despite the
-column name; pyiqa's configs give ``dmos_max: 100``), ``ref_name`` the ``refnames_all`` entry and
-``dist_name`` written ``jp2k/img2`` without the ``.bmp`` suffix. We write the same columns and values,
-except that ``dist_name`` carries the real file name (``jp2k/img2.bmp``), relative to ``--root`` (the
-config's dataroot_target), so images can be checked and opened. We add the realigned DMOS and its
-standard deviation (``dmos_new``, ``dmos_std`` of ``dmos_realigned.mat``, which the release's readme
-recommends) and the distortion folder.
+IQA-PyTorch's published CSV is ``ref_name,dist_name,mos``: ``refimgs/bikes.bmp``, ``jp2k/img2.bmp`` (both
+relative to the release folder, the config's dataroot_target) and ``mos`` = ``dmos`` of ``dmos.mat`` (a
+DMOS despite the column name; its configs give ``dmos_max: 100``). We write the same three columns, then
+the realigned DMOS and its standard deviation (``dmos_new``, ``dmos_std`` of ``dmos_realigned.mat``, which
+the release's readme recommends) and the distortion folder.
+
+Checked on real files only in part: a copy of the release's ``dmos_realigned.mat`` (re-saved by a third
+party, with its ``orgs`` replaced) has ``dmos_new``/``dmos_std`` of 982 entries, 0 at exactly the 203
+entries IQA-PyTorch's published meta file leaves out (779 rows: jp2k 169, jpeg 175, wn 145, gblur 145,
+fastfading 145), which confirms the folder order and counts above; its realigned DMOS runs -2.64 to 111.77
+(three slightly negative: jpeg/img13, img57, img70; a difference score can be, so they are kept).
+IQA-PyTorch's ``mos`` (``dmos.mat``) runs 17.90-84.49 over the 779 rows. The layout of ``dmos.mat`` and
+``refnames_all.mat`` is from documentation and IQA-PyTorch's reader, not yet checked on a real file. A
+DMOS or std that is not a finite number >= 0 (the realigned DMOS: not finite) is an error naming file,
+variable and image.
 """
 from __future__ import annotations
 
@@ -27,6 +35,7 @@ import pandas as pd
 import scipy.io
 
 from ...utils.errors import DataError
+from .label_checks import scores
 from .registry import Annotations, Preparer, register, require
 
 TITLE = "LIVE IQA"
@@ -48,18 +57,17 @@ def read(root: Path) -> Annotations:
                         f"{orgs[entry]}; expected 0 (distorted) or 1 (a reference copy)")
     folders = np.concatenate([[name] * count for name, count in FOLDERS])
     numbers = np.concatenate([np.arange(1, count + 1) for _, count in FOLDERS])
-    table = pd.DataFrame({"ref_name": [_ref_name(r, i) for i, r in enumerate(refs)],
+    table = pd.DataFrame({"ref_name": [f"refimgs/{_ref_name(r, i)}" for i, r in enumerate(refs)],
                           "dist_name": [f"{f}/img{k}.bmp" for f, k in zip(folders, numbers)],
                           "mos": dmos["dmos"], "dmos_realigned": realigned["dmos_new"],
                           "dmos_realigned_std": realigned["dmos_std"], "distortion_type": folders})
     table = table[orgs == 0].reset_index(drop=True)
     for column, (file, variable) in {"mos": ("dmos.mat", "dmos"),
-                                     "dmos_realigned": ("dmos_realigned.mat", "dmos_new")}.items():
-        bad = ~np.isfinite(table[column].to_numpy(dtype=float))
-        if bad.any():
-            row = table.iloc[int(np.flatnonzero(bad)[0])]
-            raise DataError(f"{TITLE}: '{Path(root) / file}' variable '{variable}' of {row['dist_name']} "
-                            f"is {row[column]}, not a number")
+                                     "dmos_realigned": ("dmos_realigned.mat", "dmos_new"),
+                                     "dmos_realigned_std": ("dmos_realigned.mat", "dmos_std")}.items():
+        entries = [f"entry {i + 1} ({name})" for i, name in zip(np.flatnonzero(orgs == 0), table["dist_name"])]
+        table[column] = scores(table[column], entries, f"variable '{variable}'", f"{TITLE}: '{Path(root) / file}'",
+                               negative=column == "dmos_realigned")
     return Annotations(table, reference_column="ref_name")
 
 
@@ -93,4 +101,4 @@ def _ref_name(cell, entry: int) -> str:
 
 register(Preparer(name="live", title=TITLE, meta_file="meta_info_LIVEIQADataset.csv", image_dir="",
                   expects=EXPECTS, read=read, mos_range=(0.0, 100.0), mos_column="mos",
-                  image_column="dist_name", lower_better=True, size=779))
+                  image_column="dist_name", lower_better=True, size=779, marker="refnames_all.mat"))

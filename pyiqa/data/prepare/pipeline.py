@@ -10,8 +10,13 @@
 * ``<name>_fewlabel{N}_seed123.pkl``: repeat k (1..10) trains on N images drawn from the train part of
   80/20 split k and tests on that split's test part (select a repeat with ``split_index: k``).
 
-Rows whose image is missing on disk are reported and left out before any split is drawn. Every file is
-written atomically and only when its bytes change, so a re-run is a no-op.
+Before that, what a real download needs: ``--root`` one level too deep or too shallow is found by the
+preparer's marker file, the images in the folder the archive really uses and under another letter case
+(:mod:`.locate`). An image listed twice with the same MOS is kept once (logged); with different MOS it is
+an error naming both rows, unless the preparer resolved it by a rule of its own (AGIQA-1K). A MOS cell
+that is empty, text, infinite or negative is an error naming the row. Rows whose image is missing on
+disk are reported and left out before any split is drawn. Every file is written atomically and only
+when its bytes change, so a re-run is a no-op.
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import pandas as pd
@@ -29,6 +34,8 @@ from tqdm import tqdm
 from ...utils.atomic import write_if_changed
 from ...utils.errors import DataError
 from ..meta_info import SPLIT_NAMES, Split
+from .label_checks import drop_repeats, scores
+from .locate import find_images, find_root
 from .registry import Annotations, Preparer, get_preparer
 from .split_maker import FEW_LABELS, RATIOS, SEED, few_label_splits, random_splits, split_columns
 
@@ -73,13 +80,16 @@ def prepare(name: str, root: os.PathLike, out: os.PathLike,
         raise DataError(f"{preparer.title}: --root '{root}' is not a folder "
                         f"({'a file' if root.exists() else 'it does not exist'}); it must hold: "
                         f"{preparer.expects}")
+    root = find_root(root, preparer.markers, preparer.title)
     annotations = preparer.read(root)
-    table, lead = _check_table(annotations, preparer)
-    dataroot = root / preparer.image_dir
+    table, official, lead = _check_table(annotations, preparer)
+    dataroot, on_disk = find_images(root, preparer.image_dir, table[preparer.image_column].astype(str).tolist(),
+                                    preparer.title)
     if not dataroot.is_dir():
         raise DataError(f"{preparer.title}: image folder '{dataroot}' does not exist; --root must hold: "
                         f"{preparer.expects}")
-    table, official, missing = _drop_missing(table, annotations, lead, dataroot, preparer)
+    table[preparer.image_column] = on_disk
+    table, official, missing = _drop_missing(table, official, lead, dataroot, preparer)
     body = table.iloc[lead:]
     groups = None if annotations.reference_column is None else body[annotations.reference_column].astype(str)
     splits = {ratio: random_splits(len(body), ratio, groups) for ratio in RATIOS}
@@ -111,28 +121,39 @@ def prepare(name: str, root: os.PathLike, out: os.PathLike,
 
 
 def _check_table(annotations: Annotations, preparer: Preparer):
+    """The table with repeats dropped, its official split aligned, and the number of leading rows."""
     table = annotations.table.reset_index(drop=True)
     for column in (preparer.image_column, preparer.mos_column, annotations.reference_column):
         if column is not None and column not in table.columns:
             raise DataError(f"{preparer.title} preparer: column '{column}' missing from its table "
                             f"{list(table.columns)}")
     lead = annotations.leading_rows
-    if annotations.official_split is not None and len(annotations.official_split) != len(table) - lead:
-        raise DataError(f"{preparer.title} preparer: official split has {len(annotations.official_split)} "
+    official = annotations.official_split
+    if official is not None and len(official) != len(table) - lead:
+        raise DataError(f"{preparer.title} preparer: official split has {len(official)} "
                         f"entries for {len(table) - lead} rows")
-    if annotations.official_split is not None:
-        bad = sorted(set(map(str, annotations.official_split)) - set(SPLIT_NAMES))
+    if official is not None:
+        bad = sorted(set(map(str, official)) - set(SPLIT_NAMES))
         if bad:
             raise DataError(f"{preparer.title} preparer: official split values {bad}; expected {list(SPLIT_NAMES)}")
-    names = table[preparer.image_column].astype(str)
-    dup = names[names.duplicated()]
-    if len(dup):
-        raise DataError(f"{preparer.title}: image '{dup.iloc[0]}' is listed {int((names == dup.iloc[0]).sum())} "
-                        f"times in the annotations ({len(dup)} duplicate row(s))")
-    return table, lead
+    origins = list(annotations.origins) if annotations.origins is not None else \
+        [f"row {i + 1} of the annotations" for i in range(len(table))]
+    if len(origins) != len(table):
+        raise DataError(f"{preparer.title} preparer: {len(origins)} row origins for {len(table)} rows")
+    where = preparer.title
+    body = slice(lead, None)
+    scores(table[preparer.mos_column].iloc[body], origins[body], preparer.mos_column, where,
+           negative=preparer.mos_range[0] < 0)
+    marked = table.assign(_row=np.arange(len(table)))
+    kept = drop_repeats(marked, preparer.image_column, [preparer.mos_column], origins, where)["_row"].to_numpy()
+    if len(kept) < len(table):
+        table = table.iloc[kept].reset_index(drop=True)
+        if official is not None:
+            official = pd.Series(np.asarray(official, dtype=object)[kept[kept >= lead] - lead])
+    return table, official, lead
 
 
-def _drop_missing(table: pd.DataFrame, annotations: Annotations, lead: int, dataroot: Path,
+def _drop_missing(table: pd.DataFrame, official: Optional[pd.Series], lead: int, dataroot: Path,
                   preparer: Preparer):
     """Leave out benchmark rows whose image is not a file under ``dataroot``; warn with a count."""
     names = table[preparer.image_column].astype(str).tolist()
@@ -150,7 +171,6 @@ def _drop_missing(table: pd.DataFrame, annotations: Annotations, lead: int, data
     if missing:
         logger.warning("%s: %d of %d listed images are missing under '%s' and are left out, e.g. %s",
                        preparer.title, len(missing), len(names) - lead, dataroot, missing[:10])
-    official = annotations.official_split
     if official is not None:
         official = pd.Series(np.asarray(official, dtype=object)[keep[lead:]]).astype(str)
     return table[keep].reset_index(drop=True), official, missing

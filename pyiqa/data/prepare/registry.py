@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Callable, Dict, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import pandas as pd
 
@@ -30,12 +30,15 @@ class Annotations:
         leading_rows: rows kept at the top of the CSV but outside the benchmark (LIVE Challenge's 7
             "training" images): no split uses them and split indices count rows after them, as
             ``LIVEChallengeDataset`` expects.
+        origins: for each row, where it comes from (``"'/data/x.csv' line 5"``), for the messages about
+            a repeated image or a bad score; None: ``"row <n> of the annotations"``.
     """
 
     table: pd.DataFrame
     reference_column: Optional[str] = None
     official_split: Optional[pd.Series] = None
     leading_rows: int = 0
+    origins: Optional[Sequence[str]] = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +59,8 @@ class Preparer:
         image_column: the column naming each image, relative to ``image_dir`` (the configs'
             ``img_column`` when it is not the first column).
         size: images in the full release, for the README and the closing report.
+        marker: a file (or folder) relative to ``--root`` that only the right folder holds, so a
+            ``--root`` one level too deep or too shallow is recognised; None: ``image_dir``.
     """
 
     name: str
@@ -69,6 +74,12 @@ class Preparer:
     image_column: str = "img_name"
     lower_better: bool = False
     size: Optional[int] = None
+    marker: Optional[str] = None
+
+    @property
+    def markers(self) -> Tuple[str, ...]:
+        """What identifies the dataset's folder: the marker, else the image folder ('' = nothing)."""
+        return tuple(m for m in (self.marker or self.image_dir,) if m)
 
 
 PREPARERS: Dict[str, Preparer] = {}
@@ -96,6 +107,34 @@ def require(root: Path, relative: str, title: str, expects: str) -> Path:
     """
     path = Path(root) / relative
     if not path.exists():
-        raise DataError(f"{title}: expected '{relative}' under --root '{root}' ({path} does not exist). "
-                        f"--root must be the folder that holds: {expects}")
+        raise DataError(f"{title}: expected '{relative}' under --root '{root}' ({path} does not exist; "
+                        f"{_holds(Path(root))}). --root must be the folder that holds: {expects}")
     return path
+
+
+def read_sheet(path: Path, sheet: Optional[str], title: str, **kwargs) -> pd.DataFrame:
+    """Sheet ``sheet`` (None: the first) of the workbook ``path``; DataError listing the sheets found.
+
+    A workbook re-saved with a renamed sheet would otherwise fail with pandas' bare "Worksheet named
+    ... not found"; the sheet names tell the user which one holds the labels.
+    """
+    import zipfile  # only workbooks need it
+
+    try:
+        book = pd.ExcelFile(path, engine="openpyxl")
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{title}: '{path}' cannot be read as an Excel workbook: {exc}") from exc
+    with book:
+        if sheet is not None and sheet not in book.sheet_names:
+            raise DataError(f"{title}: '{path}' has no sheet '{sheet}' (the published workbook's); sheets "
+                            f"found: {book.sheet_names}. Rename the sheet that holds the labels to '{sheet}'")
+        return pd.read_excel(book, sheet_name=sheet if sheet is not None else 0, **kwargs)
+
+
+def _holds(root: Path, shown: int = 8) -> str:
+    """What ``root`` holds, for a message: 'it holds: a/, b.csv, ...' or why it cannot be listed."""
+    if not root.is_dir():
+        return "it is not a folder" if root.exists() else "it does not exist"
+    entries: List[str] = sorted(p.name + ("/" if p.is_dir() else "") for p in root.iterdir())
+    more = f" and {len(entries) - shown} more" if len(entries) > shown else ""
+    return f"it holds: {', '.join(entries[:shown]) or 'nothing'}{more}"

@@ -12,17 +12,22 @@ pyiqa's CSV is the MOS sheet's columns, then the scene columns, then the EXIF co
 renamed ``Time0, Time1``; its header repeats ``Brightness`` (attribute score, then EXIF brightness), which
 pandas reads back as ``Brightness.1``: we write that name for the EXIF one so both files read the same.
 Only the MOS workbook is required; the scene and EXIF columns are added when their workbooks are there.
+
+Checked against IQA-PyTorch's ``meta_info_SPAQDataset.csv`` (written by its script from the real
+workbooks; tests/fixtures/real/spaq): same header (but ``Brightness.1``), rows and values. The workbooks
+themselves could not be read (in no public repository): their sheet names are not known, so the first
+sheet is read, and a wrong header lists the sheets found.
 """
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import List
 
 import pandas as pd
 
 from ...utils.errors import DataError
-from .registry import Annotations, Preparer, register, require
+from .label_checks import scores
+from .registry import Annotations, Preparer, read_sheet, register, require
 
 TITLE = "SPAQ"
 NAME = "Image name"
@@ -35,15 +40,13 @@ EXPECTS = (f"'{MOS_FILE}' (optionally 'Scene category labels.xlsx' and 'EXIF_tag
 
 def _sheet(path: Path) -> pd.DataFrame:
     """First sheet of ``path``, 'Image name' as stripped text; DataError when unreadable or lacking it."""
-    try:
-        # only empty cells are missing: a cell reading 'n/a' stays text, to be reported verbatim
-        sheet = pd.read_excel(path, sheet_name=0, engine="openpyxl", dtype={NAME: str},
-                              keep_default_na=False, na_values=[""])
-    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{TITLE}: '{path}' cannot be read as an Excel workbook: {exc}") from exc
+    # only empty cells are missing: a cell reading 'n/a' stays text, to be reported verbatim
+    sheet = read_sheet(path, None, TITLE, dtype={NAME: str}, keep_default_na=False, na_values=[""])
     sheet.columns = [str(c).strip() for c in sheet.columns]
     if not len(sheet.columns) or sheet.columns[0] != NAME:
-        raise DataError(f"{TITLE}: '{path}' must start with column '{NAME}', found {list(sheet.columns)}")
+        sheets = pd.ExcelFile(path, engine="openpyxl").sheet_names
+        raise DataError(f"{TITLE}: the first sheet of '{path}' must start with column '{NAME}', found "
+                        f"{list(sheet.columns)} (sheets found: {sheets})")
     names = sheet[NAME].fillna("").astype(str).str.strip()
     if (names == "").any():
         row = int((names == "").to_numpy().nonzero()[0][0])
@@ -57,12 +60,8 @@ def _scores(root: Path) -> pd.DataFrame:
     sheet = _sheet(path)
     if len(sheet.columns) < 2 or sheet.columns[1] != "MOS":
         raise DataError(f"{TITLE}: '{path}' must have 'MOS' as its second column, found {list(sheet.columns)}")
-    mos = pd.to_numeric(sheet["MOS"], errors="coerce")
-    if mos.isna().any():
-        row = int(mos.isna().to_numpy().nonzero()[0][0])
-        raise DataError(f"{TITLE}: '{path}' row {row + 2} ({sheet[NAME][row]}): MOS {sheet['MOS'][row]!r} "
-                        f"is not a number")
-    sheet["MOS"] = mos.astype("float64")
+    rows = [f"row {i + 2} ({n})" for i, n in enumerate(sheet[NAME])]
+    sheet["MOS"] = scores(sheet["MOS"], rows, "MOS", f"{TITLE}: '{path}'")
     return sheet
 
 
@@ -87,9 +86,10 @@ def read(root: Path) -> Annotations:
     for relative in (SCENE_FILE, EXIF_FILE):
         if (Path(root) / relative).is_file():
             table = pd.concat([table, _extra(root, relative, table[NAME], list(table.columns))], axis=1)
-    return Annotations(table)
+    path = Path(root) / MOS_FILE
+    return Annotations(table, origins=[f"'{path}' row {i + 2}" for i in range(len(table))])
 
 
 register(Preparer(name="spaq", title=TITLE, meta_file="meta_info_SPAQDataset.csv", image_dir="TestImage",
                   expects=EXPECTS, read=read, mos_range=(0.0, 100.0), mos_column="MOS", image_column=NAME,
-                  lower_better=False, size=11125))
+                  lower_better=False, size=11125, marker=MOS_FILE))

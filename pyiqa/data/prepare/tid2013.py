@@ -6,6 +6,12 @@ separated, no header), ``mos_std.txt`` (the MOS standard deviation, one number p
 ``reference_images/`` (``I01.BMP`` ... ``I24.BMP``, ``i25.bmp``). ``mos.txt`` repeats the MOS without
 names and is not read. The MOS is on 0-9, higher = better.
 
+Checked on the real files (``mos_with_names.txt`` and ``mos_std.txt`` as vendored in
+github.com/parag2489/Image-Quality, CRLF line ends): 3,000 rows, 25 references, MOS 0.24242-7.21429,
+std 0-0.29978; what we write equals IQA-PyTorch's published ``meta_info_TID2013Dataset.csv`` row for row
+(names, MOS and std). A MOS or std that is empty, text, ``inf`` or negative is an error naming the line;
+an image listed twice is kept once when its scores agree and an error when they differ.
+
 pyiqa's CSV is ``ref_name,dist_name,mos,std``: the names exactly as ``mos_with_names.txt`` spells them
 (their case is irregular: ``I01_01_1.bmp``, ``i01_01_2.bmp``, ``I01_11_1.BMP``) and the reference
 ``I<nn>.BMP`` (``i25.bmp`` for reference 25). We write the same and add the distortion type and level
@@ -20,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from ...utils.errors import DataError
+from .label_checks import drop_repeats, scores
 from .registry import Annotations, Preparer, register, require
 
 TITLE = "TID2013"
@@ -30,8 +37,10 @@ NAME = r"(?i)^i(\d{2})_(\d{2})_(\d)\.bmp$"
 def read(root: Path) -> Annotations:
     names_path = require(root, "mos_with_names.txt", TITLE, EXPECTS)
     std_path = require(root, "mos_std.txt", TITLE, EXPECTS)
-    table = _read_mos_with_names(names_path)
+    table, lines = _read_mos_with_names(names_path)
     table["std"] = _read_std(std_path, len(table), names_path)
+    table = drop_repeats(table, "dist_name", ["mos", "std"], [f"line {n}" for n in lines],
+                         f"{TITLE}: '{names_path}'")
     parts = table["dist_name"].str.extract(NAME)
     if parts.isna().any().any():
         row = int(parts.isna().any(axis=1).to_numpy().nonzero()[0][0])
@@ -45,20 +54,22 @@ def read(root: Path) -> Annotations:
     return Annotations(table, reference_column="ref_name")
 
 
-def _read_mos_with_names(path: Path) -> pd.DataFrame:
-    """``mos,dist_name`` rows (dist_name first) of ``mos_with_names.txt``; DataError on a bad line."""
-    rows = []
+def _read_mos_with_names(path: Path):
+    """``dist_name,mos`` rows of ``mos_with_names.txt`` and their line numbers; DataError on a bad line."""
+    rows, lines = [], []
     for number, line in enumerate(path.read_text().splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
-        mos = pd.to_numeric(fields[0], errors="coerce") if len(fields) == 2 else None
-        if mos is None or pd.isna(mos):
+        if len(fields) != 2:
             raise DataError(f"{TITLE}: '{path}' line {number}: expected '<MOS> <image name>', got {line!r}")
-        rows.append((fields[1], float(mos)))
+        rows.append((fields[1], fields[0]))
+        lines.append(number)
     if not rows:
         raise DataError(f"{TITLE}: '{path}' lists no images")
-    return pd.DataFrame(rows, columns=["dist_name", "mos"])
+    table = pd.DataFrame(rows, columns=["dist_name", "mos"])
+    table["mos"] = scores(table["mos"], [f"line {n}" for n in lines], "MOS", f"{TITLE}: '{path}'")
+    return table, lines
 
 
 def _read_std(path: Path, count: int, names_path: Path) -> pd.Series:
@@ -66,11 +77,7 @@ def _read_std(path: Path, count: int, names_path: Path) -> pd.Series:
     lines = [(n, s.strip()) for n, s in enumerate(path.read_text().splitlines(), start=1) if s.strip()]
     if len(lines) != count:
         raise DataError(f"{TITLE}: '{path}' has {len(lines)} values for the {count} images of '{names_path}'")
-    values = pd.to_numeric(pd.Series([s for _, s in lines]), errors="coerce")
-    if values.isna().any():
-        number, text = lines[int(values.isna().to_numpy().nonzero()[0][0])]
-        raise DataError(f"{TITLE}: '{path}' line {number}: std {text!r} is not a number")
-    return values
+    return pd.Series(scores([s for _, s in lines], [f"line {n}" for n, _ in lines], "std", f"{TITLE}: '{path}'"))
 
 
 def _on_disk(names: pd.Series, folder: Path) -> pd.Series:
@@ -85,4 +92,5 @@ def _on_disk(names: pd.Series, folder: Path) -> pd.Series:
 
 register(Preparer(name="tid2013", title=TITLE, meta_file="meta_info_TID2013Dataset.csv",
                   image_dir="distorted_images", expects=EXPECTS, read=read, mos_range=(0.0, 9.0),
-                  mos_column="mos", image_column="dist_name", lower_better=False, size=3000))
+                  mos_column="mos", image_column="dist_name", lower_better=False, size=3000,
+                  marker="mos_with_names.txt"))

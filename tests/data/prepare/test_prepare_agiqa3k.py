@@ -1,9 +1,13 @@
 """AGIQA-3K preparer on a fixture in its published layout."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
-from layouts import agiqa3k
+from layouts import agiqa3k, tiny_image
 from prepare_checks import check_prepared, check_rerun_is_noop, run_prepare
 from pyiqa.utils.errors import DataError
 
@@ -49,3 +53,40 @@ def test_agiqa3k_non_numeric_mos_names_the_line(tmp_path):
     with pytest.raises(DataError, match=r"data.csv' line 4: mos_quality 'n/a' is not a number"):
         run_prepare("agiqa3k", root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "real" / "agiqa3k"
+
+
+def real_root(tmp_path: Path, image_dir: str = "file") -> Path:
+    """The real data.csv excerpt (tests/fixtures/real/agiqa3k) with a tiny image for each row."""
+    root = tmp_path / "agiqa3k"
+    root.mkdir()
+    shutil.copy(REAL / "data.csv", root / "data.csv")
+    for k, name in enumerate(pd.read_csv(root / "data.csv")["name"]):
+        tiny_image(root / image_dir / name, seed=k)
+    return root
+
+
+def test_agiqa3k_real_excerpt(tmp_path):
+    root = real_root(tmp_path)
+    report = run_prepare("agiqa3k", root, tmp_path / "out", few_labels=())
+    assert report.rows == 7 and report.missing == []
+    table = check_prepared("agiqa3k", tmp_path / "out", columns=agiqa3k.COLUMNS, rows=7, few_labels=())
+    rows = table.set_index("img_name")
+    assert rows.loc["AttnGAN_normal_000.jpg", "mos"] == 0.965602553
+    assert (rows.loc["AttnGAN_normal_000.jpg", "std"], rows.loc["AttnGAN_normal_000.jpg", "std_align"]) == \
+        ("0.223270101", "0.615607722")
+    assert rows.loc["AttnGAN_normal_289.jpg", "mos"] == 0.0  # the release's lowest score
+    assert rows.loc["midjourney_normal_065.jpg", "mos"] == 4.488740784  # and its highest
+    assert (rows.loc["xl2.2_normal_299.jpg", "adj1"], rows.loc["xl2.2_normal_299.jpg", "style"],
+            rows.loc["xl2.2_normal_299.jpg", "generator"]) == ("hyper detail", "baroque style", "xl2.2")
+    assert rows.loc["AttnGAN_normal_060.jpg", "prompt"] == "artwork with only triangles, anime style"
+
+
+def test_agiqa3k_images_in_the_archives_own_folder_and_root_one_level_up(tmp_path, caplog):
+    root = real_root(tmp_path, image_dir="AGIQA-3K")  # not file/: the zip's folder is not documented
+    report = run_prepare("agiqa3k", tmp_path, tmp_path / "out", few_labels=())  # --root one level too high
+    assert report.dataroot == root / "AGIQA-3K" and report.rows == 7
+    assert f"using '{root}', which does" in caplog.text
+    assert f"the images are under '{root / 'AGIQA-3K'}', not '{root / 'file'}'" in caplog.text

@@ -1,9 +1,12 @@
 """AVA preparer on a fixture in its published layout."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 
-from layouts import ava
+from layouts import ava, tiny_image
 from prepare_checks import check_prepared, check_rerun_is_noop, run_prepare
 from pyiqa.data.meta_info import read_split_pickle
 from pyiqa.data.prepare import pickle_name
@@ -71,3 +74,34 @@ def test_ava_line_without_votes_is_left_out(tmp_path, caplog):
     (root / "AVA.txt").write_text("\n".join(lines) + "\n")
     report = run_prepare("ava", root, tmp_path / "out")
     assert report.rows == layout.rows - 1 and "have no votes and are left out: lines [5]" in caplog.text
+
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "real" / "ava"
+
+
+def test_ava_real_line_and_real_lists(tmp_path):
+    """AVA.txt's real first line and the real first ids of both lists (tests/fixtures/real/ava); the
+    vote counts of the listed ids' lines are made up (their real lines are not in a public excerpt)."""
+    root = tmp_path / "ava"
+    lists = root / "aesthetics_image_lists"
+    lists.mkdir(parents=True)
+    for name in ("generic_test.jpgl", "generic_ls_train.jpgl"):
+        shutil.copy(REAL / name, lists / name)
+    test_ids = (REAL / "generic_test.jpgl").read_text().split()
+    ls_train_ids = (REAL / "generic_ls_train.jpgl").read_text().split()
+    lines = (REAL / "AVA.txt").read_text().splitlines()
+    for k, image_id in enumerate(test_ids + ls_train_ids, start=2):
+        lines.append(" ".join(map(str, [k, image_id] + ava.votes(k) + [0, 0, 1396])))
+    (root / "AVA.txt").write_text("\n".join(lines) + "\n")
+    for k, line in enumerate(lines):
+        tiny_image(root / "images" / f"{line.split()[1]}.jpg", seed=k)
+    run_prepare("ava", root, tmp_path / "out", few_labels=())
+    table = check_prepared("ava", tmp_path / "out", columns=ava.COLUMNS, rows=11, official=True, few_labels=())
+    first = table.iloc[0]
+    assert first["img_name"] == "953619.jpg"
+    assert float(first["MOS"]) == pytest.approx(699 / 124)  # votes 0 1 5 17 38 36 15 6 5 1 for 1..10
+    assert [first[f"c{i}"] for i in range(1, 11)] == ["0", "1", "5", "17", "38", "36", "15", "6", "5", "1"]
+    assert (first["semantic_tag1"], first["semantic_tag2"], first["challenge_id"]) == ("1", "22", "1396")
+    codes = dict(zip(table["img_name"], table["official_split"]))
+    assert {n for n, c in codes.items() if c == "2"} == {f"{i}.jpg" for i in test_ids}
+    assert all(codes[f"{i}.jpg"] in ("0", "1") for i in ls_train_ids)  # the ls_train list is not the test

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import openpyxl
+import pandas as pd
 import pytest
 
 from layouts import csiq
@@ -51,8 +52,36 @@ def test_csiq_malformed_sheet_names_row_and_value(tmp_path):
     book.save(root / "csiq.DMOS.xlsx")
     with pytest.raises(DataError, match=r"sheet 'all_by_image' row 7: dmos 'n/a' is not a number"):
         run_prepare("csiq", root, tmp_path / "out")
-    del book["all_by_image"]
+    book["all_by_image"].title = "by image"
     book.save(root / "csiq.DMOS.xlsx")
-    with pytest.raises(DataError, match=r"has no sheet 'all_by_image'"):
+    with pytest.raises(DataError, match=r"has no sheet 'all_by_image'.*sheets found: \['all_by_distortion', "
+                                        r"'by image'\]"):
         run_prepare("csiq", root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_csiq_rows_of_iqa_pytorchs_meta_csv_come_back_in_its_order(tmp_path):
+    """A workbook re-written from IQA-PyTorch's real CSIQ rows (the real workbook was not found), listed by
+    image as the all_by_image sheet is: our rows come back in IQA-PyTorch's order, with its DMOS."""
+    layout = csiq.write_real(tmp_path / "csiq")
+    report = run_prepare("csiq", tmp_path / "csiq", tmp_path / "out")
+    assert report.rows == 58 and report.missing == []
+    table = check_prepared("csiq", tmp_path / "out", columns=layout.columns, rows=58, reference="ref_name")
+    published = pd.read_csv(csiq.REAL / "csiq" / "meta_info_CSIQDataset.csv", dtype=str)
+    assert table["dist_name"].str.split("/").str[1].tolist() == published["dist_name"].tolist()
+    assert table["ref_name"].tolist() == published["ref_name"].tolist()
+    assert table["dmos"].astype(float).tolist() == published["dmos"].astype(float).tolist()
+    assert table["distortion_type"].drop_duplicates().tolist() == ["awgn", "jpeg", "jpeg2000", "fnoise", "blur",
+                                                                   "contrast"]
+
+
+@pytest.mark.parametrize("cell, message", [("inf", "dmos 'inf' is infinite"), (-0.2, "dmos -0.2 is negative"),
+                                           (None, "dmos nan is not a number")])
+def test_csiq_bad_dmos_cell_names_sheet_row_and_value(tmp_path, cell, message):
+    root = tmp_path / "csiq"
+    csiq.write(root)
+    book = openpyxl.load_workbook(root / "csiq.DMOS.xlsx")
+    book["all_by_image"]["I9"] = cell
+    book.save(root / "csiq.DMOS.xlsx")
+    with pytest.raises(DataError, match=rf"sheet 'all_by_image' row 9: {message}"):
+        run_prepare("csiq", root, tmp_path / "out")

@@ -1,9 +1,13 @@
 """FLIVE preparer on a fixture in its published layout."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pandas as pd
 import pytest
 
-from layouts import flive
+from layouts import flive, tiny_image
 from prepare_checks import check_prepared, check_rerun_is_noop, run_prepare
 from pyiqa.data.meta_info import read_split_pickle, split_from_column
 from pyiqa.data.prepare import pickle_name
@@ -69,3 +73,31 @@ def test_flive_bad_is_valid_names_the_line(tmp_path):
     path.write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"labels=640_padded.csv' line 3: is_valid 'maybe'"):
         run_prepare("flive", root, tmp_path / "out")
+
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "real" / "flive"
+
+
+def test_flive_real_label_files(tmp_path):
+    """The real labels_image.csv and labels640.csv excerpts (tests/fixtures/real/flive); the padded list,
+    not in a public excerpt, is written in its columns: the first two other images validate."""
+    db = tmp_path / "flive" / "database"
+    db.mkdir(parents=True)
+    for name in ("labels_image.csv", "labels640.csv"):
+        shutil.copy(REAL / name, db / name)
+    names = pd.read_csv(db / "labels_image.csv")["name"].tolist()
+    test = pd.read_csv(db / "labels640.csv")["name_image"].tolist()
+    train_val = [n for n in names if n not in test]
+    pd.DataFrame({"name_image": train_val, "is_valid": [i < 2 for i in range(len(train_val))]}).to_csv(
+        db / "labels=640_padded.csv", index=False)
+    for k, name in enumerate(names):
+        tiny_image(db / name, seed=k)
+    run_prepare("flive", tmp_path / "flive", tmp_path / "out", few_labels=())
+    table = check_prepared("flive", tmp_path / "out", columns=flive.COLUMNS, rows=12, official=True, few_labels=())
+    assert table["img_name"].tolist() == names
+    mos = dict(zip(table["img_name"], table["mos"].astype(float)))
+    assert mos["blur_dataset/motion0044.jpg"] == 75.44372347614072 and mos["blur_dataset/motion0091.jpg"] == 0.0
+    assert mos["EE371R/rq59.jpg"] == 65.92692771874236
+    split = split_from_column(table, "official_split", "csv")
+    assert [names[i] for i in split["test"]] == [n for n in names if n in test] and len(split["test"]) == 3
+    assert [names[i] for i in split["val"]] == train_val[:2]

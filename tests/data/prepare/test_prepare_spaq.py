@@ -1,10 +1,13 @@
 """SPAQ preparer on a fixture in its published layout (Excel workbooks)."""
 from __future__ import annotations
 
+import csv
+from pathlib import Path
+
 import pandas as pd
 import pytest
 
-from layouts import spaq
+from layouts import spaq, tiny_image
 from prepare_checks import check_prepared, check_rerun_is_noop, run_prepare
 from pyiqa.utils.errors import DataError
 
@@ -67,3 +70,42 @@ def test_spaq_bad_mos_and_misaligned_scene_sheet_name_the_row(tmp_path):
     with pytest.raises(DataError, match=r"Scene category labels.xlsx' does not list .* first difference at row 5"):
         run_prepare("spaq", root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+REAL = Path(__file__).resolve().parents[2] / "fixtures" / "real" / "spaq"
+
+
+def test_spaq_output_equals_iqa_pytorchs_meta_file_on_its_real_rows(tmp_path):
+    """Workbooks rebuilt from the real rows of IQA-PyTorch's meta CSV (tests/fixtures/real/spaq, written by
+    its script from the real workbooks) give back exactly those rows: header, names and values."""
+    with open(REAL / "meta_info_SPAQDataset.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    n_mos, n_scene = 7, 9
+    root = tmp_path / "spaq"
+    # the EXIF sheet's last two columns are renamed Time0, Time1; their own names are not known
+    exif_header = ["Image name"] + header[n_mos + n_scene:-2] + ["Time", "Time"]
+    for path, head, lo, hi in (("MOS and Image attribute scores.xlsx", header[:n_mos], 0, n_mos),
+                               ("Scene category labels.xlsx", ["Image name"] + header[n_mos:n_mos + n_scene],
+                                n_mos, n_mos + n_scene),
+                               ("EXIF_tags.xlsx", exif_header, n_mos + n_scene, len(header))):
+        cells = [[r[0]] + [float(v) for v in r[max(lo, 1):hi]] for r in rows]
+        spaq._xlsx(root / "Annotations" / path, head, cells)
+    for k, r in enumerate(rows):
+        tiny_image(root / "TestImage" / r[0], seed=k)
+    run_prepare("spaq", root, tmp_path / "out", few_labels=())
+    ours = pd.read_csv(tmp_path / "out" / "meta_info_SPAQDataset.csv")
+    theirs = pd.read_csv(REAL / "meta_info_SPAQDataset.csv")  # pandas names the second Brightness .1 too
+    assert list(ours.columns[:len(theirs.columns)]) == list(theirs.columns) and len(theirs.columns) == 24
+    assert ours["Image name"].tolist() == ["00001.jpg", "00002.jpg", "00003.jpg", "00004.jpg", "00005.jpg"]
+    pd.testing.assert_frame_equal(ours[theirs.columns], theirs, check_dtype=False)
+    assert ours["MOS"].tolist()[:3] == [48.86, 62.5, 77.25]
+
+
+def test_spaq_mos_sheet_with_wrong_header_lists_the_sheets(tmp_path):
+    root = tmp_path / "spaq"
+    spaq.write(root, images=3, extras=False)
+    path = root / "Annotations" / MOS_XLSX
+    pd.DataFrame({"notes": ["x"]}).to_excel(path, sheet_name="README", index=False, engine="openpyxl")
+    with pytest.raises(DataError, match=r"must start with column 'Image name', found \['notes'\] "
+                                        r"\(sheets found: \['README'\]\)"):
+        run_prepare("spaq", root, tmp_path / "out")

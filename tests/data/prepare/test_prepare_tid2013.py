@@ -1,6 +1,7 @@
 """TID2013 preparer on a fixture in its published layout."""
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 
 from layouts import tid2013
@@ -56,7 +57,7 @@ def test_tid2013_malformed_lines_name_file_and_line(tmp_path):
     root = tmp_path / "tid2013"
     tid2013.write(root)
     lines = (root / "mos_with_names.txt").read_text().splitlines()
-    lines[2] = "five i01_11_1.bmp"
+    lines[2] = "i01_11_1.bmp"
     (root / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
     with pytest.raises(DataError, match=r"mos_with_names.txt' line 3: expected '<MOS> <image name>'"):
         run_prepare("tid2013", root, tmp_path / "out")
@@ -65,3 +66,53 @@ def test_tid2013_malformed_lines_name_file_and_line(tmp_path):
     with pytest.raises(DataError, match=r"mos_std.txt' has 23 values for the 24 images"):
         run_prepare("tid2013", root, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_tid2013_on_the_real_files_equals_iqa_pytorchs_meta_csv(tmp_path):
+    """The real first 60 lines of mos_with_names.txt / mos_std.txt (CRLF) give IQA-PyTorch's published rows."""
+    layout = tid2013.write_real(tmp_path / "tid2013")
+    report = run_prepare("tid2013", tmp_path / "tid2013", tmp_path / "out")
+    assert report.rows == 60 and report.missing == []
+    table = check_prepared("tid2013", tmp_path / "out", columns=layout.columns, rows=60, reference="ref_name")
+    published = pd.read_csv(tid2013.REAL / "tid2013" / "meta_info_TID2013Dataset.csv", dtype=str)
+    assert table[["ref_name", "dist_name"]].equals(published[["ref_name", "dist_name"]])
+    for column in ("mos", "std"):
+        assert table[column].astype(float).tolist() == published[column].astype(float).tolist()
+    assert (table.iloc[50]["dist_name"], table.iloc[50]["mos"]) == ("I01_11_1.BMP", 5.91429)  # the release's case
+    assert table["distortion_type"].astype(int).max() == 12
+
+
+@pytest.mark.parametrize("cell, message", [
+    ("five", "MOS 'five' is not a number"), ("inf", "MOS 'inf' is infinite"),
+    ("-0.5", "MOS '-0.5' is negative")])
+def test_tid2013_bad_mos_cell_names_file_line_and_value(tmp_path, cell, message):
+    root = tmp_path / "tid2013"
+    tid2013.write_real(root)
+    lines = (root / "mos_with_names.txt").read_text().splitlines()
+    lines[6] = f"{cell} {lines[6].split()[1]}"
+    (root / "mos_with_names.txt").write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=rf"mos_with_names.txt' line 7: {message}"):
+        run_prepare("tid2013", root, tmp_path / "out")
+    (root / "mos_with_names.txt").write_bytes((tid2013.REAL / "tid2013" / "mos_with_names.txt").read_bytes())
+    std = (root / "mos_std.txt").read_text().splitlines()
+    std[3] = cell
+    (root / "mos_std.txt").write_text("\n".join(std) + "\n")
+    with pytest.raises(DataError, match=rf"mos_std.txt' line 4: {message.replace('MOS', 'std')}"):
+        run_prepare("tid2013", root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_tid2013_repeated_name_same_scores_kept_once_different_scores_refused(tmp_path, caplog):
+    root = tmp_path / "tid2013"
+    tid2013.write_real(root)
+    names = (root / "mos_with_names.txt").read_text().splitlines()
+    stds = (root / "mos_std.txt").read_text().splitlines()
+    (root / "mos_with_names.txt").write_text("\n".join(names + [names[4]]) + "\n")
+    (root / "mos_std.txt").write_text("\n".join(stds + [stds[4]]) + "\n")
+    report = run_prepare("tid2013", root, tmp_path / "out")
+    assert report.rows == 60
+    assert "1 image(s) listed more than once with the same scores, kept once: ['i01_01_5.bmp']" in caplog.text
+    (root / "mos_with_names.txt").write_text("\n".join(names + ["3.0 i01_01_5.bmp"]) + "\n")
+    with pytest.raises(DataError, match=r"image 'i01_01_5.bmp' is listed twice with different mos: "
+                                        r"3.86486 \(line 5\) and 3.0 \(line 61\)"):
+        run_prepare("tid2013", root, tmp_path / "out2")
