@@ -216,7 +216,7 @@ def _score(args: argparse.Namespace) -> int:
     _check_weights(cards, args.backbone, args.adapter, adapter_owner)
     if args.max_image_pixels is not None:  # the user's explicit opt-in, this process only
         from PIL import Image
-        Image.MAX_IMAGE_PIXELS = args.max_image_pixels or None
+        Image.MAX_IMAGE_PIXELS = _pixel_limit(args.max_image_pixels)
 
     from .inference import create_metric
     metrics = [create_metric(card.name, device=args.device, backbone=args.backbone,
@@ -325,6 +325,7 @@ def _check_output(output: Optional[str], target: Path, ref: Optional[str], recur
     out = Path(output)
     if out.is_dir():
         raise OutputError(f"-o '{output}' is a folder; give the CSV file to write, e.g. -o scores.csv")
+    _check_writable_folder(out, output)
     if not out.exists():  # a new file replaces nothing
         return out
     protected = [target, *paths]
@@ -342,6 +343,58 @@ def _check_output(output: Optional[str], target: Path, ref: Optional[str], recur
             raise OutputError(f"-o '{output}' is the input '{path}'; refusing to overwrite it with the "
                               "CSV: give another file, e.g. -o scores.csv")
     return out
+
+
+def _check_writable_folder(out: Path, output: str) -> None:
+    """Fail before any scoring when the CSV could not be written at the end: the nearest existing folder
+    of ``out`` must be a folder in which a file can be created (probed with a temporary file)."""
+    import tempfile
+
+    from .utils.errors import OutputError
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"-o '{output}': '{folder}' is a file, not a folder; give a CSV path in a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(f"-o '{output}': cannot create files in the folder '{folder}' "
+                          f"({exc.strerror or exc}); give a CSV path in a folder you can write") from exc
+
+
+#: Memory one decoded pixel may take on its way to the network: Pillow's 4-byte RGB(X) image, the RGB
+#: copy, and the float tensor of the downscaled image are well inside this.
+BYTES_PER_DECODED_PIXEL = 16
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes of memory available to new allocations (Linux: MemAvailable), or None where unknown."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def _pixel_limit(requested: int) -> Optional[int]:
+    """Pillow's MAX_IMAGE_PIXELS for ``--max-image-pixels`` (0: no limit asked), never more than fits in
+    the available memory: Pillow refuses images above twice this limit, so a decompression bomb is one
+    unreadable file instead of a MemoryError (or the kernel's OOM killer) ending the run."""
+    memory = _available_memory()
+    fits = None if memory is None else max(1, memory // BYTES_PER_DECODED_PIXEL // 2)
+    if fits is not None and (requested <= 0 or requested > fits):
+        _note(f"--max-image-pixels {requested}: images above {2 * fits:,} pixels are still refused: "
+              f"decoded they would not fit in the {memory / 2**30:.1f} GiB of available memory")
+        return fits
+    return requested or None
 
 
 def _workers(requested: Optional[int], num_files: int) -> int:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
-import textwrap
+import math
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -19,6 +19,8 @@ import torch
 from .data import build_dataloader, build_dataset
 from .engine.options import parse_options
 from .engine.run import select_device
+from .metrics.scatter import scatter_plot
+from .metrics import calculate_metric
 from .models import GeneralIQAModel
 from .utils.checkpoint import load_checkpoint
 from .utils.entry import run_cli
@@ -127,39 +129,48 @@ def write_predictions(path: Path, names: Sequence[str], mos: Sequence[float],
     tmp.replace(path)
 
 
-def scatter_plot(path: Path, pred: Sequence[float], mos: Sequence[float], title: str,
-                 mos_label: str) -> None:
-    """MOS against prediction with the 4-parameter logistic that PLCC's ``fit_logistic`` fits (the
-    same fit, here onto the MOS scale shown), drawn through the points in prediction order."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    from .metrics.correlation import logistic_fit
-
-    p, t = np.asarray(pred, dtype=np.float64), np.asarray(mos, dtype=np.float64)
-    fig, ax = plt.subplots(figsize=(5, 5), dpi=110)
-    ax.scatter(p, t, s=10, alpha=0.7, label=f"{len(p)} images")
-    if len(p) > 4:  # the fit has 4 parameters: it needs more points than that
-        fitted = logistic_fit(p, t, "scatter plot")
-        if fitted is not p:  # the fit returns its input unchanged (and warns) when it fails
-            order = np.argsort(p, kind="stable")
-            ax.plot(p[order], fitted[order], color="C1", lw=1.5, label="4-parameter logistic fit")
-    ax.set_xlabel("prediction")
-    ax.set_ylabel(mos_label)
-    ax.legend(loc="best", fontsize=8)
-    # wrapped so a long name is not clipped; a metric's name and value are never split
-    lines = [textwrap.fill(line.replace(": ", ":\u00a0"), width=60) for line in title.split("\n")]
-    ax.set_title("\n".join(lines), fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-
-
 def mos_axis_label(ds: Any) -> str:
     scale = f" ({ds.mos_range[0]:g} to {ds.mos_range[1]:g})" if getattr(ds, "mos_range", None) else ""
     return f"MOS{scale}" + (", lower is better" if getattr(ds, "lower_better", False) else "")
+
+
+# ------------------------------------------------------------------------------------------ checks
+#: Options a checkpoint's ``arch`` records that decide what its tensors mean (not only their shapes).
+MEANING_OPTIONS = ("prompts", "use_adapter")
+
+
+def check_stored_arch(path: str, built: Dict[str, Any], opt_file: str) -> None:
+    """Refuse a network checkpoint whose recorded ``prompts`` / ``use_adapter`` differ from the network
+    the test options built: its tensors load (same shapes) but mean something else. The checkpoint's
+    stored options are the truth, as in :func:`pyiqa.inference.create_metric`."""
+    ckpt = load_checkpoint(path, "network checkpoint (path.pretrain_network_g)")
+    arch = ckpt.get("arch") if isinstance(ckpt, dict) else None
+    if not isinstance(arch, dict):
+        return  # the release's files record nothing to compare
+    for key in MEANING_OPTIONS:
+        stored, used = arch.get(key), built.get(key)
+        if key == "prompts" and stored is not None:
+            stored = [stored] if isinstance(stored, str) else list(stored)
+            used = [used] if isinstance(used, str) else list(used or [])
+        if stored is not None and stored != used:
+            raise ConfigError(f"The checkpoint {path} was trained with network.{key} = {stored!r}, but the "
+                              f"test options {opt_file} build network.{key} = {used!r}; the scores would mean "
+                              f"nothing. Set 'network.{key}: {stored!r}' in the test options (or "
+                              f"--force_yml \"network.{key}={stored!r}\")")
+
+
+def score_predictions(result: Dict[str, List], metrics_opt: Dict[str, Any], name: str,
+                      ckpt_path: Optional[str]) -> Dict[str, float]:
+    """The metrics of the predictions; all NaN (undefined, said once) when a prediction is not finite,
+    e.g. a checkpoint holding NaN tensors: correlations of such scores mean nothing."""
+    bad = sum(1 for v in result["pred"] if not math.isfinite(v))
+    if bad:
+        logger.warning("%s: %d of %d predictions are not finite (NaN/inf; the network %s holds non-finite "
+                       "tensors?): every metric is UNDEFINED (nan); the predictions CSV is written as is",
+                       name, bad, len(result["pred"]), ckpt_path or "(untrained)")
+        return {key: float("nan") for key in metrics_opt}
+    return {key: calculate_metric(m_opt, result["pred"], result["mos"], where=f"val.metrics.{key}")
+            for key, m_opt in metrics_opt.items()}
 
 
 # ------------------------------------------------------------------------------------------ main
@@ -190,6 +201,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     model_opt = {**opt, "precision": precision}  # the parsed options stay as read
     model = GeneralIQAModel(model_opt, device, is_train=False)
     logger.info("Precision %s: %s", model.precision, why)
+    ckpt_path = (opt.get("path") or {}).get("pretrain_network_g")
+    if ckpt_path:
+        check_stored_arch(ckpt_path, model.net.arch_options, args.opt)
 
     out_dir = Path(args.root) / "results" / opt["name"]
     archived = archive(out_dir)  # an earlier evaluation of this name is kept, never overwritten
@@ -203,14 +217,16 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     dump_options({**model_opt, "precision": model.precision}, out_dir / f"{opt['name']}_options.yml")
     results = {}
     for name, ds, loader in sets:
-        metrics, result = model.evaluate(loader, metrics_opt, desc=name, pbar=True)
+        result = model.predict(loader, name, True)
         images, mos = meta_rows(ds, result["img_path"])
         csv_path = out_dir / f"predictions_{name}.csv"
-        write_predictions(csv_path, images, mos, result)
+        write_predictions(csv_path, images, mos, result)  # written first: kept whatever the metrics do
+        metrics = score_predictions(result, metrics_opt, name, ckpt_path)
         text = "  ".join(f"{k.upper()}: {v:.4f}" for k, v in metrics.items())
-        scatter_plot(out_dir / f"scatter_{name}.png", result["pred"], mos,
-                     f"{opt['name']} on {name} ({len(mos)} images, {model.precision})\n{text}",
-                     mos_axis_label(ds))
+        if all(math.isfinite(v) for v in result["pred"]):
+            scatter_plot(out_dir / f"scatter_{name}.png", result["pred"], mos,
+                         f"{opt['name']} on {name} ({len(mos)} images, {model.precision})\n{text}",
+                         mos_axis_label(ds))
         logger.info("%s (%d images): %s", name, len(ds), text)
         logger.info("Predictions written to %s", csv_path)
         results[name] = metrics

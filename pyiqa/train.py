@@ -73,7 +73,13 @@ class Trainer:
             else:
                 self.eval_sets.append((key, phase, ds, build_dataloader(ds, d_opt, phase, where=where,
                                                                         device=run.device)))
-        if not self.has_val:
+        val_sets = [key for key, phase, _, _ in self.eval_sets if phase == "val"]
+        if val_sets and opt.get("val") is None:  # `val: null` (or no section): nothing says how to validate
+            logger.warning("'val' is %s: training WITHOUT validation; datasets.%s is not used (no net_best.pth). "
+                           "Add 'val: {metrics: {srcc: {type: calculate_srcc}}}' to validate",
+                           "null" if "val" in opt else "missing", ", datasets.".join(val_sets))
+            self.eval_sets = [s for s in self.eval_sets if s[1] != "val"]
+        elif not self.has_val:
             logger.warning("No datasets.val* section: training without validation (no net_best.pth; "
                            "net_latest.pth and the test sets are written as usual)")
         self.iters_per_epoch = len(self.train_loader)

@@ -12,7 +12,6 @@ import random
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-import pandas as pd
 import torch
 from open_clip.tokenizer import SimpleTokenizer
 from open_clip.transform import AugmentationCfg, image_transform
@@ -21,32 +20,35 @@ from torch.utils.data import Dataset
 from pyiqa.archs.uniqa_arch import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from pyiqa.data import decode_image
 from pyiqa.data.failures import FailureTracker, load_or_replace, sample_seed
+from pyiqa.data.prepare.user_files import check_names, decode_text, read_bytes, read_csv
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
 
 logger = logging.getLogger(__name__)
 
 Sample = Tuple[str, Tuple[str, ...]]  # (image path, captions to sample from)
+ABSOLUTE_OPTION = "the source option 'allow_absolute: true'"
 SOURCE_KEYS = {
-    "json": {"type", "path", "data_root", "repeat"},
-    "csv": {"type", "path", "data_root", "repeat", "img_key", "caption_key", "sep"},
+    "json": {"type", "path", "data_root", "repeat", "allow_absolute"},
+    "csv": {"type", "path", "data_root", "repeat", "img_key", "caption_key", "sep", "allow_absolute"},
     "demo": {"type", "root", "split_index", "phase", "repeat"},
 }
 
 
 # ------------------------------------------------------------------------------------------ sources
-def read_json_source(path: str | Path, data_root: Optional[str] = None) -> List[Sample]:
+def read_json_source(path: str | Path, data_root: Optional[str] = None,
+                     allow_absolute: bool = False) -> List[Sample]:
     """The release's format: ``[{"image_path": str, "prompt": str | [str, ...]}, ...]``.
 
-    Relative image paths are resolved against ``data_root``, or the JSON file's folder when unset.
+    Image paths are relative to ``data_root``, or the JSON file's folder when unset, and must stay
+    inside it (``allow_absolute: true`` on the source accepts absolute paths; ``..`` never climbs out).
     Raises DataError naming the file and the entry index of any malformed entry.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Caption file '{path}' does not exist")
+    data = read_bytes(path, "Caption file")
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
+        entries = json.loads(decode_text(data, path, "Caption file"))
+    except ValueError as err:
         raise DataError(f"Caption file '{path}' is not valid JSON: {err}") from err
     if not isinstance(entries, list):
         raise DataError(f"Caption file '{path}' must hold a JSON list of "
@@ -64,6 +66,7 @@ def read_json_source(path: str | Path, data_root: Optional[str] = None) -> List[
         image = entry["image_path"]
         if not isinstance(image, str) or not image.strip():
             raise DataError(f"{where}: 'image_path' must be a non-empty string, got {image!r}")
+        check_names([image], [f"entry {i}"], f"'{path}'", allow_absolute, ABSOLUTE_OPTION)
         samples.append((str(root / image), _captions(entry["prompt"], where)))
     return samples
 
@@ -80,16 +83,13 @@ def _captions(prompt: Any, where: str) -> Tuple[str, ...]:
 
 
 def read_csv_source(path: str | Path, img_key: str = "filepath", caption_key: str = "caption",
-                    sep: Optional[str] = None, data_root: Optional[str] = None) -> List[Sample]:
-    """open_clip's CSV/TSV layout: one (image, caption) pair per row. ``sep`` defaults from the suffix."""
+                    sep: Optional[str] = None, data_root: Optional[str] = None,
+                    allow_absolute: bool = False) -> List[Sample]:
+    """open_clip's CSV/TSV layout: one (image, caption) pair per row. ``sep`` defaults from the suffix.
+    Image names stay inside ``data_root`` as in :func:`read_json_source`."""
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"Caption table '{path}' does not exist")
     sep = sep if sep is not None else ("\t" if path.suffix.lower() == ".tsv" else ",")
-    try:
-        table = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as err:
-        raise DataError(f"Caption table '{path}' cannot be parsed with sep={sep!r}: {err}") from err
+    table = read_csv(path, f"Caption table (sep={sep!r})", sep=sep, dtype=str, keep_default_na=False)
     for key in (img_key, caption_key):
         if key not in table.columns:
             raise DataError(f"Caption table '{path}' has no column '{key}'.{closest(key, table.columns)} "
@@ -100,8 +100,16 @@ def read_csv_source(path: str | Path, img_key: str = "filepath", caption_key: st
         where = f"'{path}' row {i}"
         if not image.strip():
             raise DataError(f"{where}: empty '{img_key}'")
+        check_names([image], [f"row {i}"], f"'{path}'", allow_absolute, ABSOLUTE_OPTION)
         samples.append((str(root / image), _captions(caption, where)))
     return samples
+
+
+def _allow_absolute(src: Dict[str, Any], here: str) -> bool:
+    value = src.get("allow_absolute", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{here}.allow_absolute' must be true or false, got {value!r}")
+    return value
 
 
 def build_samples(sources: Sequence[Dict[str, Any]], where: str) -> List[Sample]:
@@ -123,10 +131,11 @@ def build_samples(sources: Sequence[Dict[str, Any]], where: str) -> List[Sample]
         if src["type"] != "demo" and not src.get("path"):
             raise ConfigError(f"'{here}.path' is required for a {src['type']} source")
         if src["type"] == "json":
-            found = read_json_source(src["path"], src.get("data_root"))
+            found = read_json_source(src["path"], src.get("data_root"), _allow_absolute(src, here))
         elif src["type"] == "csv":
             found = read_csv_source(src["path"], src.get("img_key", "filepath"),
-                                    src.get("caption_key", "caption"), src.get("sep"), src.get("data_root"))
+                                    src.get("caption_key", "caption"), src.get("sep"), src.get("data_root"),
+                                    _allow_absolute(src, here))
         else:
             from .demo_captions import write_demo_captions  # builds the demo images on first use
             json_path = write_demo_captions(src.get("root", "./datasets/demo"), src.get("split_index", 1),

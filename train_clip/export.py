@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional
@@ -122,7 +123,22 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--dtype", default="fp32", choices=sorted(TOLERANCE))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
+    refuse_overwriting_input(args.out, args.state)
     export_state(args.state, args.out, args.dtype)
+
+
+def refuse_overwriting_input(out: Path, state: Path) -> None:
+    """ConfigError when ``out`` is ``state`` (same path, or the same file through a link): the export
+    would replace the training state, and the run could no longer resume. Checked before any write."""
+    same = out.resolve() == state.resolve()
+    if not same and out.exists() and state.exists():
+        try:
+            same = os.path.samefile(out, state)
+        except OSError:
+            same = False
+    if same:
+        raise ConfigError(f"--out '{out}' is the training state --state '{state}'; refusing to overwrite it "
+                          "(the run could no longer resume): give another file, e.g. --out uniqa_backbone.pt")
 
 
 if __name__ == "__main__":

@@ -95,6 +95,12 @@ def validate(opt: Dict[str, Any]) -> None:
         check_section(ev["retrieval"], RETRIEVAL, "eval.retrieval")
     check_section(opt.get("logger"), LOGGER, "logger")
     export = check_section(opt.get("export"), EXPORT, "export")
+    filename = export.get("filename", "uniqa_backbone.pt")
+    if not (isinstance(filename, str) and Path(filename).name == filename and filename.endswith((".pt", ".pth"))
+            and not filename.startswith(".")):
+        raise ConfigError(f"'export.filename' must be a plain file name ending in .pt or .pth, written in the "
+                          f"experiment folder (no folders, so it cannot replace a training state or another "
+                          f"file), got {filename!r}")
     if export.get("dtype", "fp32") not in EXPORT_DTYPES:
         raise ConfigError(f"'export.dtype' must be one of {list(EXPORT_DTYPES)}, got {export['dtype']!r}")
     check_section(opt.get("dist_params"), DIST, "dist_params")

@@ -12,7 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..utils.errors import ConfigError
-from .feature_cache import FeatureTable, epoch_views
+from .feature_cache import epoch_views
+from .feature_shards import FeatureTable
 from .resumable_sampler import ResumableSampler
 
 

@@ -11,15 +11,23 @@ given crop never changes during training. ``train.feature_cache: true`` runs the
 and stores the embeddings (float16, ``(rows, K, D)`` per shard) under a folder named by a key: a hash
 of the dataset's image list, the image tower's weights (file, dtype and positional-embedding changes
 included), the transform or crop protocol, the sample size, K and the seed. Any change gives a new
-folder, so nothing stale is ever read; each row also records its image's size and modification time,
-and a changed image invalidates its shard.
+folder, so nothing stale is ever read; each row also records its image's size, modification time and
+content hash (``feature_shards.image_fingerprint``: SHA-256 of the file's size and its first and last 64 KiB, read
+when the shard is built and again each time it is opened: cheap, and blind only to an edit confined to
+the middle of a large file that also keeps its modification time), and a changed image invalidates its
+shard.
 
 Rows index the whole meta CSV, not one split, so every split and few-label subset of a dataset shares
 one cache; a run builds only the rows it needs that are missing. Shards of :data:`SHARD_ROWS` rows are
-written atomically (``.npy``, then a ``.json`` with the rows, image stats and the ``.npy``'s SHA-256):
-a killed build keeps its finished shards, and a corrupted or truncated shard is detected by its
-checksum, deleted and rebuilt. Under DDP every rank builds its share of the shards, then every rank
-memory-maps the same files.
+written atomically (``.npy``, then a ``.json`` with the shard format, the cache key, the rows, the
+array's shape and dtype, the image identities and the ``.npy``'s SHA-256, all covered by one checksum;
+see feature_shards.py): a killed build keeps its finished shards, and a shard that is corrupted,
+truncated, edited (rows permuted), copied from another cache, of another shape or dtype, or written in
+an older format is detected, logged, deleted and rebuilt. (The checksum finds damage and hand edits; it
+is not a signature.)
+Under DDP every rank builds its share of the shards, then every rank memory-maps the same files. A cache
+folder that cannot be written is fine while nothing is missing (a shared read-only cache); otherwise it
+is one DataError naming the folder, before anything is built.
 """
 from __future__ import annotations
 
@@ -28,9 +36,11 @@ import hashlib
 import json
 import logging
 import os
+import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -39,13 +49,15 @@ from tqdm import tqdm
 
 from ..archs.crops import DETERMINISTIC_CROPS, CropSpec, make_crops, to_unit_float
 from ..utils import dist
-from ..utils.atomic import atomic_write, write_bytes
-from ..utils.errors import ConfigError, DataError
+from ..utils.atomic import write_bytes
+from ..utils.bounded_read import read_bounded
+from ..utils.errors import ConfigError, DataError, OutputError
 from .failures import sample_seed
+from .feature_shards import SHARD_JSON_LIMIT, FeatureTable
 
 logger = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 1          # part of the folder key: what the embeddings are (unchanged by SHARD_FORMAT)
 SHARD_ROWS = 256           # images per shard file
 KINDS = ("views", "crops")
 
@@ -92,109 +104,9 @@ def dataset_identity(ds: Any) -> Dict[str, Any]:
             "rows": len(names), "images_sha256": hashlib.sha256("\n".join(names).encode()).hexdigest()}
 
 
-def shard_id(rows: Sequence[int]) -> str:
-    """The name of the shard holding ``rows`` (in order)."""
-    return hashlib.sha256(",".join(map(str, rows)).encode()).hexdigest()[:16]
-
-
-def _image_stat(path: Path) -> List[int]:
-    st = path.stat()
-    return [int(st.st_size), int(st.st_mtime_ns)]
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-class FeatureTable:
-    """The shards of one cache folder: which rows they hold, and their embeddings (memory-mapped).
-
-    Args:
-        folder: the cache folder (``<cache root>/<dataset>_<kind>_<key>``).
-        spec: what the embeddings depend on (written to ``spec.json`` for people; the folder name is
-            its key).
-        image_path: row -> image file, for the per-row size/modification-time check.
-    """
-
-    def __init__(self, folder: Path, spec: CacheSpec, image_path: Callable[[int], Path]):
-        self.folder, self.spec, self.image_path = Path(folder), spec, image_path
-        self.index: Dict[int, Tuple[str, int]] = {}   # row -> (shard id, position in it)
-        self.shards: Dict[str, np.ndarray] = {}        # shard id -> memory-mapped (n, K, D)
-
-    # ------------------------------------------------------------------------------------ reading
-    def shard_files(self) -> Iterator[Tuple[str, Path, Path]]:
-        for meta in sorted(self.folder.glob("shard-*.json")):
-            yield meta.stem[len("shard-"):], meta.with_suffix(".npy"), meta
-
-    def open(self, rows: Sequence[int], delete_bad: bool) -> List[int]:
-        """Index every valid shard holding one of ``rows``; returns the rows of ``rows`` still missing.
-
-        A shard is valid when its ``.json`` parses, its ``.npy`` has the recorded SHA-256 and shape,
-        and every image it holds still has the recorded size and modification time. An invalid shard
-        is logged (and deleted when ``delete_bad``: one process deletes, the others only skip it).
-        """
-        wanted = set(rows)
-        self.index, self.shards = {}, {}
-        for number, npy, meta in self.shard_files():
-            try:
-                info = json.loads(meta.read_text())
-                shard_rows = [int(r) for r in info["rows"]]
-            except (OSError, ValueError, KeyError, TypeError) as err:
-                self._bad(number, npy, meta, f"unreadable index ({err})", delete_bad)
-                continue
-            if not wanted.intersection(shard_rows):
-                continue
-            reason = self._check_shard(npy, info, shard_rows)
-            if reason:
-                self._bad(number, npy, meta, reason, delete_bad)
-                continue
-            self.shards[number] = np.load(npy, mmap_mode="r")
-            for pos, row in enumerate(shard_rows):
-                self.index[row] = (number, pos)
-        return [r for r in sorted(wanted) if r not in self.index]
-
-    def _check_shard(self, npy: Path, info: Dict[str, Any], rows: List[int]) -> str:
-        shape = [len(rows), self.spec.per_image, self.spec.dim]
-        if not npy.is_file():
-            return "its .npy file is missing"
-        if info.get("shape") != shape:
-            return f"shape {info.get('shape')} recorded, {shape} expected"
-        if _file_sha256(npy) != info.get("sha256"):
-            return "its .npy file does not match the recorded SHA-256 (corrupted or truncated)"
-        for row, stat in zip(rows, info.get("stats", [])):
-            path = self.image_path(row)
-            try:
-                if _image_stat(path) != list(stat):
-                    return f"image '{path}' changed since the shard was built"
-            except OSError:
-                return f"image '{path}' is gone"
-        return ""
-
-    def _bad(self, number: str, npy: Path, meta: Path, reason: str, delete: bool) -> None:
-        logger.warning("Feature cache %s: shard %s is invalid (%s); it is %s", self.folder, number, reason,
-                       "deleted and rebuilt" if delete else "skipped")
-        if delete:
-            for path in (meta, npy):
-                path.unlink(missing_ok=True)
-
-    def get(self, row: int) -> np.ndarray:
-        """(K, D) float16 embeddings of ``row`` (a view into the memory-mapped shard)."""
-        number, pos = self.index[row]
-        return self.shards[number][pos]
-
-    # ------------------------------------------------------------------------------------ writing
-    def write_shard(self, rows: List[int], feats: np.ndarray) -> None:
-        """Atomically write ``shard-<id>.npy``, then its ``.json`` (only a shard with both counts). The id
-        is a hash of the rows, so every process names a shard alike whatever it saw of the folder."""
-        npy = self.folder / f"shard-{shard_id(rows)}.npy"
-        atomic_write(npy, lambda f: np.save(f, feats.astype(np.float16), allow_pickle=False))
-        info = {"rows": rows, "shape": list(feats.shape), "sha256": _file_sha256(npy),
-                "stats": [_image_stat(self.image_path(r)) for r in rows]}
-        write_bytes(npy.with_suffix(".json"), json.dumps(info).encode())
+def safe_name(name: str) -> str:
+    """A dataset name usable as part of one folder name (no separators: the cache stays in its root)."""
+    return re.sub(r"[/\\\x00]", "_", str(name))
 
 
 class _CropSource(Dataset):
@@ -268,7 +180,42 @@ class FeatureCache:
                          dim=int(self.net.clip.visual.proj.shape[1]))
 
     def folder(self, ds: Any, spec: CacheSpec) -> Path:
-        return self.root / f"{ds.name}_{spec.kind}_{spec.key}"
+        return self.root / f"{safe_name(ds.name)}_{spec.kind}_{spec.key}"
+
+    def _make_folder(self, folder: Path, spec: CacheSpec) -> None:
+        """Create ``folder`` (DataError naming it and the root when it cannot be) and write ``spec.json``
+        where it is missing or stale (for people; a read-only cache keeps its own)."""
+        if self.root.exists() and not self.root.is_dir():
+            raise DataError(f"Feature cache folder '{self.root}' (train.feature_cache_dir) is a file, not a "
+                            "folder; name a folder there")
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise DataError(f"Feature cache folder '{folder}' cannot be created ({err.strerror or err}); "
+                            "train.feature_cache_dir must name a folder you can write") from err
+        if not folder.is_dir():
+            raise DataError(f"Feature cache folder '{folder}' is not a folder; delete or move it")
+        text = json.dumps(spec.__dict__, indent=2, default=str).encode()
+        try:
+            current = read_bounded(folder / "spec.json", SHARD_JSON_LIMIT, "cache description")
+        except DataError:
+            current = None
+        if current != text:
+            try:
+                write_bytes(folder / "spec.json", text)
+            except OutputError as err:
+                logger.warning("Feature cache %s: %s", folder, err)
+
+    @staticmethod
+    def _check_writable(folder: Path, missing: int, total: int) -> None:
+        """DataError before a build starts when no file can be created in ``folder``."""
+        try:
+            with tempfile.TemporaryFile(dir=folder, prefix=".write-check-"):
+                pass
+        except OSError as err:
+            raise DataError(f"Feature cache folder '{folder}' cannot be written ({err.strerror or err}), "
+                            f"and {missing} of {total} images' embeddings are missing from it; make it "
+                            "writable or point train.feature_cache_dir at a folder you can write") from err
 
     def prepare(self, ds: Any, kind: str, views: int = 16, seed: int = 0, progress: bool = True) -> FeatureTable:
         """The table of ``ds``'s rows (built where missing, by every rank its share), opened for reading."""
@@ -277,14 +224,22 @@ class FeatureCache:
         table = FeatureTable(folder, spec, ds.image_path)
         rows = sorted(set(ds.rows))
         rank, world = dist.get_rank(), dist.get_world_size()
+        failure: Optional[DataError] = None
         if rank == 0:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_bytes(folder / "spec.json", json.dumps(spec.__dict__, indent=2, default=str).encode())
+            try:
+                self._make_folder(folder, spec)
+            except DataError as err:  # raised after the barrier, so no rank waits for rank 0 forever
+                failure = err
         dist.barrier()
+        if failure is not None:
+            raise failure
+        if not folder.is_dir():
+            raise DataError(f"Feature cache folder '{folder}' could not be created (see rank 0's error)")
         missing = table.open(rows, delete_bad=rank == 0)
         dist.barrier()  # every rank has the same plan before anyone writes
         what = f"{ds.name} {kind} ({spec.per_image} per image)"
         if missing:
+            self._check_writable(folder, len(missing), len(rows))
             logger.info("Feature cache %s: building %d of %d images' %s in %s", folder.name, len(missing),
                         len(rows), what, folder)
             chunks = [missing[i:i + SHARD_ROWS] for i in range(0, len(missing), SHARD_ROWS)]

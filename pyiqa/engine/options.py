@@ -120,8 +120,29 @@ def _check_datasets(datasets: Any, is_train: bool) -> None:
         if "num_worker_per_gpu" in d_opt:
             check_int(d_opt["num_worker_per_gpu"], f"{where}.num_worker_per_gpu", 0, integral_floats=False)
         check_bool(d_opt, "use_shuffle", f"{where}.use_shuffle")
+        _check_augment_sizes(d_opt.get("augment"), f"{where}.augment")
     if is_train and "train" not in datasets:
         raise ConfigError("Missing required option 'datasets.train'")
+
+
+#: Largest side an ``augment`` crop or resize may ask for: an image is upscaled to at least the crop, so
+#: ``random_crop: 100000`` would decode 30 GB per image; UniQA's input is 224 and photos rarely exceed 8K.
+MAX_AUGMENT_SIDE = 8192
+
+
+def _check_augment_sizes(augment: Any, where: str) -> None:
+    """Sizes of ``random_crop`` / ``center_crop`` / ``resize`` within :data:`MAX_AUGMENT_SIDE` (their
+    form is checked where the transforms are built)."""
+    if not isinstance(augment, dict):
+        return
+    for key in ("random_crop", "center_crop", "resize"):
+        value = augment.get(key)
+        sides = value if isinstance(value, (list, tuple)) else [value]
+        for side in sides:
+            if isinstance(side, (int, float)) and not isinstance(side, bool) and side > MAX_AUGMENT_SIDE:
+                raise ConfigError(f"'{where}.{key}' is {value!r}: at most {MAX_AUGMENT_SIDE} pixels per side "
+                                  "(images are upscaled to the crop, so a larger one cannot fit in memory; "
+                                  "UniQA's input is 224)")
 
 
 def _check_train(tr: Dict[str, Any], train_set: Dict[str, Any]) -> None:

@@ -26,6 +26,7 @@ from ..utils.logger import ScalarWriter, attach_log_file, setup_logging
 from ..utils.rng import get_rng_state, set_random_seed, set_rng_state
 from ..utils.shipped_configs import add_config_arguments, resolve_option_file
 from ..version import __version__
+from .worker_guard import guard_loader, loader_failure, worker_error
 
 logger = logging.getLogger(__name__)
 
@@ -215,7 +216,7 @@ class Run:
             if on_epoch_start is not None:
                 on_epoch_start(self.epoch)
             seen = 0
-            for batch in loader:
+            for batch in self._guarded(loader):
                 seen += 1
                 self.step += 1
                 self.epoch_step += 1
@@ -229,6 +230,24 @@ class Run:
             elif seen == 0:
                 raise DataError(f"The training loader gave no batch in epoch {self.epoch} (expected "
                                 f"{steps_per_epoch}); check the dataset and batch size")
+
+    def _guarded(self, loader: Any) -> Iterator[Any]:
+        """``loader``'s batches; a failed DataLoader worker (a batch it could not send, e.g. disk or
+        shared memory full, or a worker that died) ends the run with one TrainingError, never a hang."""
+        guard_loader(loader)
+        batches = iter(loader)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except RuntimeError as err:
+                reason = loader_failure(err)
+                if reason is None:
+                    raise
+                good = next(iter(self.paths.state_files()), None)
+                raise worker_error(reason, self.step + 1, self.epoch, good) from None
+            yield batch
 
     # ------------------------------------------------------------------------------------ saving
     def save_state(self, payload: Callable[[], Dict[str, Any]]) -> Optional[Path]:

@@ -6,7 +6,9 @@
   single cue (``uniqa-single``) and the ensemble (``uniqa``).
 
 A file that cannot be read or does not have that form raises DataError naming the file and the key;
-:func:`collect_results` skips such files with a warning (or, ``strict``, stops at the first).
+:func:`collect_results` skips such files with a warning (or, ``strict``, stops at the first). Every file
+read here is a user's: only regular files (a link to one is fine) of at most :data:`JSON_LIMIT` bytes
+(a summary is kilobytes) are read, so a link to ``/dev/zero`` or a FIFO is refused, never read forever.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import yaml
 
+from pyiqa.utils.bounded_read import MiB, read_bounded
 from pyiqa.utils.errors import DataError
 
 from .paper_results import canonical_dataset
@@ -29,6 +32,7 @@ RANDOM_BACKBONES = ("random", "random-tiny")  # network.backbone values that bui
 METRICS = ("srcc", "plcc", "krcc")
 STATS = ("median", "mean", "std", "n")
 ZERO_SHOT_MODELS = {"uniqa-single": "single", "uniqa": "ensemble"}
+JSON_LIMIT = 4 * MiB     # result JSONs and the run configs they name: kilobytes in practice
 
 
 @dataclass
@@ -102,11 +106,10 @@ def read_json_object(path: str | Path, hint: str = "") -> Dict[str, Any]:
     """The JSON object in ``path``; DataError naming the file when it is unreadable, not JSON or not an
     object (``hint``: what to do about invalid JSON)."""
     path = Path(path)
+    raw = read_bounded(path, JSON_LIMIT, "results JSON")
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        data = json.loads(raw.decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise DataError(f"{path}: not valid JSON ({e}){hint}") from e
     if not isinstance(data, dict):
         raise DataError(f"{path}: must hold a JSON object, got {type(data).__name__}")
@@ -185,10 +188,11 @@ def read_summary(path: str | Path) -> RunSummary:
 def _backbone_of(config: Path) -> Tuple[Optional[str], str]:
     """``(network.backbone, '')`` of one YAML, or ``(None, why)``."""
     try:
-        with open(config, "r", encoding="utf-8") as f:
-            opt = yaml.safe_load(f)
+        opt = yaml.safe_load(read_bounded(config, JSON_LIMIT, "run config").decode("utf-8"))
         return str(opt["network"]["backbone"]), ""
-    except (OSError, yaml.YAMLError, UnicodeDecodeError) as e:
+    except DataError as e:
+        return None, f"config unreadable: {e}"
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
         return None, f"config '{config}' unreadable ({type(e).__name__})"
     except (KeyError, TypeError):
         return None, f"config '{config}' has no network.backbone"
@@ -202,11 +206,12 @@ def config_backbone(config: Optional[str], summary: Path) -> Tuple[str, str]:
     the summary names. A relative config path is looked up from the working directory, then from the
     results folder's parent (the repository a run was started in, usually), then from the summary's folder.
     """
-    derived = {b for b, _ in map(_backbone_of, sorted(summary.parent.glob("configs/*.yml"))) if b}
+    read = [_backbone_of(p) for p in sorted(summary.parent.glob("configs/*.yml"))]
+    derived = {b for b, _ in read if b}
     if derived:
         return ", ".join(sorted(derived)), ""
     if not config:
-        return "unknown", "the summary names no config"
+        return "unknown", next((why for _, why in read), "the summary names no config")
     candidates = [Path(config)] if Path(config).is_absolute() else \
         [Path(config), summary.parent.parent.parent / config, summary.parent / config]
     found = next((c for c in candidates if c.is_file()), None)

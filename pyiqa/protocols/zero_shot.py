@@ -48,6 +48,7 @@ from ..utils.errors import ConfigError, DataError, PyiqaError
 from ..utils.options import load_yaml
 from ..utils.registry import closest
 from ..utils.shipped_configs import configs_root
+from .result_files import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -164,13 +165,21 @@ def dataset_section(name: str, req: ZeroShotRequest) -> Tuple[Path, Dict[str, An
     return path, section
 
 
-def check_files(name: str, section: Mapping[str, Any], config: Path) -> Optional[str]:
+def check_files(name: str, section: Mapping[str, Any], config: Path, given_root: bool = False) -> Optional[str]:
     """The problem with a prepared dataset's image folder or meta CSV, naming the path and the
-    ``prepare_dataset.py`` command that makes it; None when both are there. (The demo builds itself.)"""
+    ``prepare_dataset.py`` command that makes it; None when both are there. (The demo builds itself, in
+    its config's default folder or in an existing folder given with --dataroot: ``given_root``.)"""
+    root = Path(str(section.get("dataroot_target")))
+    if name == DEMO:
+        if given_root and not root.is_dir():  # only the demo's own default location is created
+            what = "is a file, not a folder" if root.exists() else "no such folder"
+            return (f"{name}: --dataroot {name}={root}: {what} (a folder named with --dataroot must "
+                    f"exist; the demo is built in it on first use). Create it, or leave --dataroot {name} out "
+                    f"to use the default location of {config.name}")
+        return None
     if name not in PREPARERS:
         return None
     title = PREPARERS[name].title
-    root = Path(str(section.get("dataroot_target")))
     meta = Path(str(section.get("meta_info_file")))
     if not root.is_dir():
         return (f"{name}: image folder '{root}' does not exist. Download {title}, run "
@@ -201,13 +210,13 @@ def random_note(backbone: str) -> str:
 def done_earlier(json_path: Path, backbone: str, limit: Optional[int],
                  models: Sequence[str]) -> Tuple[Optional[Dict[str, Any]], str]:
     """(the finished result at ``json_path``, '') when it answers this request; else (None, why)."""
-    if not json_path.is_file():
+    if not (json_path.exists() or json_path.is_symlink()):
         return None, ""
     try:
-        data = json.loads(json_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        return None, f"{json_path} is unreadable ({exc}): recomputing"
-    if not isinstance(data, dict) or not isinstance(data.get("models"), dict):
+        data = read_json_object(json_path)  # a regular file of a bounded size, never a device read forever
+    except DataError as exc:
+        return None, f"{exc}: recomputing"
+    if not isinstance(data.get("models"), dict):
         return None, f"{json_path} is not a zero-shot result: recomputing"
     if data.get("backbone") != backbone:
         return None, f"{json_path} was computed with backbone '{data.get('backbone')}', now '{backbone}': recomputing"
@@ -227,7 +236,7 @@ def build_datasets(names: Sequence[str], req: ZeroShotRequest) -> Dict[str, Tupl
     built, problems = {}, []
     for name in names:
         config, section = dataset_section(name, req)
-        problem = check_files(name, section, config)
+        problem = check_files(name, section, config, given_root=name in req.dataroots)
         if problem is None:
             try:
                 built[name] = (config, build_dataset(section, "test", where=f"{config.name}: datasets.test"))

@@ -12,6 +12,7 @@ pyiqa-based release are accepted with a notice.
 from __future__ import annotations
 
 import copy
+import io
 import logging
 import math
 import re
@@ -70,14 +71,36 @@ class UniqueKeyLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)
 
 
+#: Largest option file read: experiment YAMLs are a few kilobytes; a bigger file is not one.
+MAX_OPTION_FILE_BYTES = 1 << 20
+
+
 def load_yaml(path: str | Path) -> Dict[str, Any]:
-    """Parse a YAML file safely; errors name the file."""
+    """Parse a YAML file safely; errors name the file. Only a regular file of at most
+    :data:`MAX_OPTION_FILE_BYTES` is read (a device or FIFO would never end), as UTF-8 text."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"Option file not found: {path}")
+    if not path.is_file():
+        raise ConfigError(f"Option file {path} is not a regular file (a folder, device or pipe); give a YAML file")
+    size = path.stat().st_size
+    if size > MAX_OPTION_FILE_BYTES:
+        raise ConfigError(f"Option file {path} is {size:,} bytes; an options YAML is at most "
+                          f"{MAX_OPTION_FILE_BYTES:,} bytes (1 MiB). Is it the right file?")
     try:
         with open(path, "r", encoding="utf-8") as f:
-            opt = yaml.load(f, Loader=UniqueKeyLoader)  # a yaml.SafeLoader: plain data only, no objects
+            text = f.read(MAX_OPTION_FILE_BYTES + 1)
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"Option file {path} is not UTF-8 text (byte {e.start}: {e.reason}); give a YAML "
+                          "file") from e
+    except OSError as e:
+        raise ConfigError(f"Cannot read option file {path}: {e.strerror or e}") from e
+    if "\x00" in text:
+        raise ConfigError(f"Option file {path} holds NUL bytes: it is a binary file, not YAML")
+    try:
+        stream = io.StringIO(text)
+        stream.name = str(path)  # so the loader's messages name the file
+        opt = yaml.load(stream, Loader=UniqueKeyLoader)  # a yaml.SafeLoader: plain data only, no objects
     except yaml.YAMLError as e:
         raise ConfigError(f"Option file {path} is not valid YAML: {e}") from e
     if not isinstance(opt, dict):
@@ -151,13 +174,23 @@ def check_section(section: Any, schema: Mapping[str, bool], where: str = "",
     return section
 
 
-def check_int(value: Any, where: str, minimum: int, integral_floats: bool = True) -> int:
-    """An integer >= minimum; with ``integral_floats`` also 200.0 (the release writes ``!!float 200``)."""
+#: Largest value an integer option may take: far beyond any real run (10**9 iterations at 1 ms each
+#: is 11 days), and below 2**53, so a float that passes is an exact integer.
+MAX_INT_OPTION = 10 ** 9
+
+
+def check_int(value: Any, where: str, minimum: int, integral_floats: bool = True,
+              maximum: int = MAX_INT_OPTION) -> int:
+    """An integer in [minimum, maximum]; with ``integral_floats`` also 200.0 (the release writes
+    ``!!float 200``), never a float with a fraction (4.5) and never a huge one (1e100 would run forever)."""
     ok = isinstance(value, int) and not isinstance(value, bool)
     if integral_floats and isinstance(value, float):
         ok = math.isfinite(value) and value.is_integer()
-    if ok and value >= minimum:
+    if ok and minimum <= value <= maximum:
         return int(value)
+    if ok and value > maximum:
+        raise ConfigError(f"'{where}' must be an integer >= {minimum} and at most {maximum:,} (a sane bound; "
+                          f"no run needs more), got {value!r}")
     hint = ""
     if isinstance(value, str) and as_number(value) is not None:
         hint = f" (YAML reads {value} as text: write it as a plain integer" + (

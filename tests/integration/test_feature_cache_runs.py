@@ -103,3 +103,14 @@ def test_cache_options_are_checked_before_anything_runs(tmp_path, demo_data, tin
     with pytest.raises(ConfigError, match=r"train.views_per_image"):
         main(["-opt", str(write_yaml(tmp_path / "c.yml", bad)), "--root", str(tmp_path)])
     assert not (tmp_path / "experiments").exists() and not (tmp_path / "c").exists()
+
+
+def test_cache_folder_that_is_a_file_stops_the_run_with_one_error(tmp_path, demo_data, tiny_backbone):
+    """Before: NotADirectoryError traceback from the cache build."""
+    from pyiqa.utils.errors import DataError
+    blocker = tmp_path / "cache"
+    blocker.write_text("not a folder")
+    bad = _cached("blocked", demo_data, tiny_backbone, blocker, train__total_iter=2)
+    with pytest.raises(DataError, match=rf"Feature cache folder '{blocker}' \(train.feature_cache_dir\) is a file"):
+        main(["-opt", str(write_yaml(tmp_path / "a.yml", bad)), "--root", str(tmp_path)])
+    assert blocker.read_text() == "not a folder"

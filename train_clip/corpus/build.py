@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from pyiqa.data.prepare.user_files import check_names
 from pyiqa.utils.atomic import write_bytes
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
@@ -36,6 +37,7 @@ from .jsonl_log import read_jsonl
 
 logger = logging.getLogger(__name__)
 
+ABSOLUTE_FLAG = "--allow-absolute-paths"
 LOG_FIRST = 5        # invalid lines / missing images named one by one in the log
 HIST_BINS = 10
 TOP_WORDS = 30
@@ -98,11 +100,13 @@ def _texts_of(obj: Any, kind: str) -> Tuple[Optional[str], List[str], str]:
     return image, [c for c in comments if isinstance(c, str) and c.strip()], ""
 
 
-def read_source(path: str | Path, kind: str) -> Source:
+def read_source(path: str | Path, kind: str, allow_absolute: bool = False) -> Source:
     """Read a descriptions JSONL (``{"image", "text", ...}`` per line) or a kept-comments JSONL
     (``{"image", "comments": [...]}``), through the tools' one JSONL reader (a torn last line is skipped
     with a warning). Records without an image or text are skipped with a warning naming file and line;
-    an image's repeated text (e.g. a line written twice) is kept once."""
+    an image's repeated text (e.g. a line written twice) is kept once. An image name that is absolute
+    (unless ``allow_absolute``) or climbs out of --root with ``..`` is a DataError naming file and line:
+    it would put a file from outside the dataset into the corpus."""
     path = Path(path)
     source = Source(path, kind)
     seen: Dict[str, set] = {}
@@ -113,6 +117,7 @@ def read_source(path: str | Path, kind: str) -> Source:
             if source.skipped <= LOG_FIRST:
                 logger.warning("'%s' line %d: %s; line skipped", path, number, why)
             continue
+        check_names([image], [f"line {number}"], f"'{path}'", allow_absolute, ABSOLUTE_FLAG)
         for text in texts:
             text = text.strip()
             if text not in seen.setdefault(image, set()):
@@ -184,15 +189,16 @@ def check_images(entries: List[Dict[str, Any]], root: Path) -> Tuple[List[Dict[s
 
 
 def build_corpus(descriptions: Sequence[str | Path], root: str | Path, out: str | Path,
-                 comments: Sequence[str | Path] = (), weights: Sequence[str] = ()) -> BuildResult:
+                 comments: Sequence[str | Path] = (), weights: Sequence[str] = (),
+                 allow_absolute: bool = False) -> BuildResult:
     """Read, weight, merge, check the images, then write ``out`` and ``<out stem>_report.{md,png}``."""
     paths = [Path(p) for p in (*descriptions, *comments)]
     dup = [str(p) for p in paths if sum(q.resolve() == p.resolve() for q in paths) > 1]
     if dup:
         raise ConfigError(f"Input file '{dup[0]}' is given twice; to count its texts more, use "
                           f"--weight {Path(dup[0]).name}=2")
-    sources = [read_source(p, "descriptions") for p in descriptions]
-    sources += [read_source(p, "comments") for p in comments]
+    sources = [read_source(p, "descriptions", allow_absolute) for p in descriptions]
+    sources += [read_source(p, "comments", allow_absolute) for p in comments]
     name_sources(sources)
     apply_weights(sources, weights)
     entries = merge(sources)

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
 
+from pyiqa.data.prepare.user_files import name_problem, read_bytes
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
 
@@ -125,10 +126,8 @@ def _split(text: str, delimiter: str) -> List[str]:
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as err:
-        raise DataError(f"Cannot read comments file '{path}': {err}") from err
+    """The file's bytes; DataError for a FIFO or device (never ends) or a file over the size cap."""
+    return read_bytes(path, "Comments file")
 
 
 def _decode(data: bytes, encoding: str) -> Tuple[str, bool]:
@@ -286,10 +285,17 @@ def clean_comments(raw: Sequence[str], urls: str = "strip") -> Cleaned:
 
 
 def image_name(image_id: str, template: str, described: Container[str]) -> str:
-    """The descriptions-file name of ``image_id``: itself when described, else ``template`` filled."""
-    if image_id in described:
-        return image_id
-    return template.format(id=image_id)
+    """The descriptions-file name of ``image_id``: itself when described, else ``template`` filled.
+
+    Raises:
+        DataError: the name would be absolute or climb out of the image folder (``../../x``): the
+            corpus built from it would point outside the dataset.
+    """
+    name = image_id if image_id in described else template.format(id=image_id)
+    why = name_problem(name)
+    if why:
+        raise DataError(f"Comments for image id '{image_id[:120]}': image name '{name[:120]}' {why}")
+    return name
 
 
 def check_template(template: str) -> None:

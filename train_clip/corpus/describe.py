@@ -11,8 +11,8 @@ A run over a big dataset takes hours, so it is built to be stopped and resumed:
   requests in flight, never a written line;
 * a re-run reads that file, repairs a torn last line (truncates it, with a warning) and skips the
   images already described for the task, so nothing is described twice;
-* failures (missing image, HTTP error after the retries, time-out, empty, refused or malformed reply)
-  are appended to ``<out>.failures.jsonl`` with their reason and simply retried by the next run.
+* failures (missing image, HTTP error after the retries, time-out, empty, refused, malformed or
+  oversized reply: longer than MAX_CHARS_PER_TOKEN characters per requested token) are appended to ``<out>.failures.jsonl`` with their reason and simply retried by the next run.
 
 Transport errors (429, 5xx, time-outs, dropped connections) are retried here with exponential back-off
 and jitter (the client's own retries are off, so one policy applies); other 4xx are not retried, and
@@ -35,6 +35,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from pyiqa.data.image_io import decode_image
 from pyiqa.data.meta_info import meta_columns, read_meta_info
+from pyiqa.data.prepare.user_files import check_names
 from pyiqa.utils.errors import ConfigError, DataError
 from train_clip.corpus.jsonl_log import JsonlLog
 from train_clip.corpus.levels import mos_levels
@@ -47,6 +48,10 @@ logger = logging.getLogger(__name__)
 REFUSAL_OPENINGS = ("i'm sorry", "i am sorry", "sorry,", "i cannot", "i can't", "i can not",
                     "i'm unable", "i am unable", "i'm not able", "i am not able", "as an ai")
 MAX_BACKOFF_S = 60.0
+# A token is about 4 characters of English and rarely more than 16, so a reply longer than this many
+# characters per requested token did not honour max_tokens (a server bug or a runaway generation): it
+# is a failure, retried, never stored.
+MAX_CHARS_PER_TOKEN = 16
 _ABORT_STATUS = {401: "the API key was refused", 403: "access was denied",
                  404: "the model or URL does not exist"}
 
@@ -79,6 +84,7 @@ class DescribeSettings:
     max_consecutive_failures: int = 20
     limit: Optional[int] = None
     progress: bool = True
+    allow_absolute: bool = False
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,9 @@ def load_jobs(s: DescribeSettings) -> List[Job]:
                             f"columns: {list(table.columns)}")
     if not Path(s.root).is_dir():
         raise DataError(f"Image folder '{s.root}' (--root) does not exist or is not a folder")
+    # an image outside --root (../../x.jpg, /etc/passwd) would be read and sent to the server
+    check_names(table[name_col].astype(str), [f"line {i + 2}" for i in range(len(table))],
+                f"Meta info CSV '{s.meta}' column '{name_col}'", s.allow_absolute, "--allow-absolute-paths")
     dup = table[name_col].duplicated()
     if dup.any():
         logger.warning("Meta info CSV '%s' lists %d image(s) more than once (e.g. '%s'); each is described "
@@ -174,6 +183,25 @@ def build_request(s: DescribeSettings, system: str, user: str, data_url: str) ->
 
 
 # ------------------------------------------------------------------------------------------ replies
+def reply_cap(max_tokens: int) -> int:
+    """The most characters a reply to a request for ``max_tokens`` tokens may hold."""
+    return MAX_CHARS_PER_TOKEN * max_tokens
+
+
+class OversizedReply(ValueError):
+    """The reply is far longer than the request's ``max_tokens`` allows (retried like a transport error)."""
+
+
+def check_reply_length(resp: Any, max_tokens: int) -> None:
+    """OversizedReply when the first choice's content exceeds :func:`reply_cap`."""
+    choices = getattr(resp, "choices", None)
+    if isinstance(choices, list) and choices:
+        content = getattr(getattr(choices[0], "message", None), "content", None)
+        if isinstance(content, str) and len(content) > reply_cap(max_tokens):
+            raise OversizedReply(f"reply of {len(content)} characters, over the cap of {reply_cap(max_tokens)} "
+                                 f"({MAX_CHARS_PER_TOKEN} per requested token, --max-tokens {max_tokens})")
+
+
 def parse_reply(resp: Any) -> Tuple[str, Optional[str]]:
     """``(text, finish_reason)`` of a chat completion; Failure when it is no usable description."""
     choices = getattr(resp, "choices", None)
@@ -208,6 +236,8 @@ def _retry_after(exc: Exception) -> Optional[float]:
 def _classify(exc: Exception) -> Tuple[str, bool, str]:
     """``(kind, retry?, reason)`` of an exception raised by the request."""
     import openai
+    if isinstance(exc, OversizedReply):
+        return "oversized", True, str(exc)
     if isinstance(exc, openai.APITimeoutError):
         return "timeout", True, "timed out"
     if isinstance(exc, openai.APIConnectionError):
@@ -230,7 +260,9 @@ async def request_with_retries(client: Any, request: Dict[str, Any], s: Describe
     """
     for attempt in range(1, s.retries + 2):
         try:
-            return await client.chat.completions.create(**request), attempt
+            resp = await client.chat.completions.create(**request)
+            check_reply_length(resp, request["max_tokens"])
+            return resp, attempt
         except Exception as exc:  # classified below; anything unexpected is re-raised by _classify
             kind, retry, reason = _classify(exc)
             code = getattr(exc, "status_code", None)

@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import IO, Any, Dict, Iterator, Optional, Tuple, Union
 
+from pyiqa.data.prepare.user_files import regular_file, size_text
 from pyiqa.utils.errors import DataError, OutputError
 
 try:
@@ -26,23 +27,27 @@ except ImportError:  # Windows: no advisory lock; one run per file is then the u
 
 logger = logging.getLogger(__name__)
 
+MAX_LINE_BYTES = 16 * 2 ** 20  # one record: a description is ~1 KB, an image's kept comments < 1 MB
+
 
 def read_jsonl(path: Union[str, Path], what: str = "JSON-lines file") -> Iterator[Tuple[int, Dict[str, Any]]]:
     """(line number, record) of each non-blank line of ``path``, streamed.
 
     A last line that is not a JSON object is skipped with a warning: a writer killed mid-line leaves
     one. Any other such line is a DataError naming the file and the line (the file was edited, or is
-    not an output of these tools).
+    not an output of these tools), as is a line over MAX_LINE_BYTES or a path that is no regular file
+    (a FIFO or ``/dev/zero`` would never end).
 
     Args:
         what: the kind of file, for messages ('Descriptions file').
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} '{path}' does not exist")
+    path = regular_file(path, what)
     bad: Optional[Tuple[int, bytes]] = None
     with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
+        for number, line in enumerate(iter(lambda: f.readline(MAX_LINE_BYTES + 1), b""), start=1):
+            if len(line) > MAX_LINE_BYTES:
+                raise DataError(f"'{path}' line {number} is longer than {size_text(MAX_LINE_BYTES)}, the cap "
+                                f"for one record; is it the right file?")
             if not line.strip():
                 continue
             if bad is not None:
@@ -71,6 +76,9 @@ class JsonlLog:
         Raises:
             OutputError: the file cannot be created, or another process holds it.
         """
+        if os.path.lexists(self.path) and not self.path.is_file():
+            raise OutputError(f"'{self.path}' exists and is not a regular file (a folder, a FIFO, a device or a "
+                              "broken link); name a new file or a results file of this tool")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "ab")

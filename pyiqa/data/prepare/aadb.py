@@ -35,6 +35,7 @@ import pandas as pd
 from ...utils.errors import DataError
 from .label_checks import scores
 from .registry import Annotations, Preparer, register, require
+from .user_files import read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -93,12 +94,8 @@ def _image_paths(root: Path, names: pd.Series, official: pd.Series) -> List[str]
 def _read_list(path: Path, negative: bool = False) -> Tuple[List[str], np.ndarray, List[str]]:
     """(image names, values, line origins) of one ``<name> <value>`` list; DataError naming the line
     of a value that is not a number (>= 0 unless ``negative``: the attributes are in [-1, 1])."""
-    try:
-        raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{TITLE}: '{path}' is empty") from exc
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{TITLE}: '{path}' must hold '<image name> <value>' per line: {exc}") from exc
+    raw = read_csv(path, f"{TITLE} list ('<image name> <value>' per line)", sep=r"\s+", header=None,
+                   dtype=str, keep_default_na=False)
     if raw.shape[1] != 2:
         raise DataError(f"{TITLE}: '{path}' has {raw.shape[1]} fields per line; expected 2 "
                         f"(<image name> <value>)")

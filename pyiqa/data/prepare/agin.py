@@ -27,6 +27,7 @@ import pandas as pd
 
 from .label_checks import drop_repeats, scores
 from .registry import Annotations, Preparer, register
+from .user_files import read_csv
 from .undocumented import image_paths, table_with_columns
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ MOS_RANGE = (1.0, 5.0)
 
 def read(root: Path) -> Annotations:
     path = table_with_columns(root, [[c] for c in HEADER], TITLE, EXPECTS)
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_csv(path, f"{TITLE} annotations", dtype=str, keep_default_na=False)
     raw.columns = raw.columns.str.strip()
     where, lines = f"{TITLE}: '{path}'", [f"line {i + 2}" for i in range(len(raw))]
     names = raw["filename"].str.strip()
@@ -59,4 +60,4 @@ def read(root: Path) -> Annotations:
 
 register(Preparer(name="agin", title=TITLE, meta_file="meta_info_AGINDataset.csv", image_dir="",
                   expects=EXPECTS, read=read, mos_range=MOS_RANGE, mos_column="mos_nat", lower_better=False,
-                  size=6049))
+                  size=6049, scale_published=False))

@@ -26,6 +26,7 @@ import pandas as pd
 from ...utils.errors import DataError
 from .label_checks import scores
 from .registry import Annotations, Preparer, register, require
+from .user_files import read_csv
 
 TITLE = "AGIQA-3K"
 EXPECTS = "data.csv and file/ (the images of AGIQA-3K.zip: AttnGAN_normal_000.jpg ...)"
@@ -35,7 +36,7 @@ COLUMNS = ["img_name", "mos", "std", "prompt", "adj1", "adj2", "style", "mos_ali
 
 def read(root: Path) -> Annotations:
     path = require(root, "data.csv", TITLE, EXPECTS)
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_csv(path, f"{TITLE} annotations", dtype=str, keep_default_na=False)
     if list(raw.columns[:len(HEADER)]) != HEADER:
         raise DataError(f"{TITLE}: '{path}' must start with columns {HEADER}, found {list(raw.columns)}")
     lines = [f"line {i + 2}" for i in range(len(raw))]

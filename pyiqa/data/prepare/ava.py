@@ -37,6 +37,7 @@ import pandas as pd
 from ...utils.errors import DataError
 from .registry import Annotations, Preparer, register, require
 from .split_maker import SEED
+from .user_files import decode_text, read_bytes, read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -73,11 +74,8 @@ def read(root: Path) -> Annotations:
 
 def _read_ava_txt(path: Path) -> pd.DataFrame:
     """AVA.txt as integers, one DataError naming the line for a wrong field count or a non-integer."""
-    try:
-        raw = pd.read_csv(path, sep=r"\s+", header=None, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{TITLE}: '{path}' cannot be parsed as {len(FIELDS)} space-separated fields "
-                        f"per line: {exc}") from exc
+    raw = read_csv(path, f"{TITLE} annotations ({len(FIELDS)} space-separated fields per line)",
+                   sep=r"\s+", header=None, dtype=str, keep_default_na=False)
     if raw.shape[1] != len(FIELDS):
         raise DataError(f"{TITLE}: '{path}' has {raw.shape[1]} fields per line; expected {len(FIELDS)} "
                         f"(index, image id, 10 vote counts, 2 tag ids, challenge id)")
@@ -99,7 +97,8 @@ def _read_ava_txt(path: Path) -> pd.DataFrame:
 
 
 def _read_id_list(path: Path) -> Set[str]:
-    ids: List[str] = [line.strip() for line in path.read_text().splitlines()]
+    text = decode_text(read_bytes(path, f"{TITLE} test list"), path, f"{TITLE} test list")
+    ids: List[str] = [line.strip() for line in text.splitlines()]
     for number, value in enumerate(ids, start=1):
         if value and not value.isdigit():
             raise DataError(f"{TITLE}: '{path}' line {number}: {value!r} is not an image id")

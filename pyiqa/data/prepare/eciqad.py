@@ -24,6 +24,7 @@ import pandas as pd
 
 from .label_checks import drop_repeats, scores
 from .registry import Annotations, Preparer, register
+from .user_files import read_csv
 from .undocumented import column, image_paths, table_with_columns
 
 logger = logging.getLogger(__name__)
@@ -39,7 +40,7 @@ MOS_RANGE = (1.0, 5.0)
 
 def read(root: Path) -> Annotations:
     path = table_with_columns(root, [IMAGE_NAMES, MOS_NAMES], TITLE, EXPECTS)
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_csv(path, f"{TITLE} annotations", dtype=str, keep_default_na=False)
     raw.columns = raw.columns.str.strip()
     image, mos = column(raw.columns, IMAGE_NAMES), column(raw.columns, MOS_NAMES)
     source = next((c for c in SOURCE_NAMES if c in raw.columns), None)
@@ -63,4 +64,4 @@ def read(root: Path) -> Annotations:
 
 register(Preparer(name="eciqad", title=TITLE, meta_file="meta_info_ECIQADDataset.csv", image_dir="",
                   expects=EXPECTS, read=read, mos_range=MOS_RANGE, mos_column="mos", lower_better=False,
-                  size=2400))
+                  size=2400, scale_published=False))

@@ -32,6 +32,7 @@ import pandas as pd
 from ...utils.errors import DataError
 from .label_checks import scores
 from .registry import Annotations, Preparer, register, require
+from .user_files import read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -68,10 +69,7 @@ def _either(root: Path, names: tuple) -> Path:
 
 
 def _read_csv(path: Path, need: List[str]) -> pd.DataFrame:
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(f"{TITLE}: '{path}' cannot be parsed as CSV: {exc}") from exc
+    raw = read_csv(path, f"{TITLE} annotations", dtype=str, keep_default_na=False)
     missing = [c for c in need if c not in raw.columns]
     if missing:
         raise DataError(f"{TITLE}: '{path}' has no column(s) {missing}; found {list(raw.columns)}")

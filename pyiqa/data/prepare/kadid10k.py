@@ -21,13 +21,14 @@ import pandas as pd
 from ...utils.errors import DataError
 from .label_checks import drop_repeats, scores
 from .registry import Annotations, Preparer, register, require
+from .user_files import read_csv
 
 EXPECTS = "dmos.csv and images/ (I01.png ..., I01_01_01.png ...)"
 
 
 def read(root: Path) -> Annotations:
     path = require(root, "dmos.csv", "KADID-10k", EXPECTS)
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False)
+    raw = read_csv(path, "KADID-10k annotations", dtype=str, keep_default_na=False)
     need = ["dist_img", "ref_img", "dmos", "var"]
     if list(raw.columns[:4]) != need:
         raise DataError(f"KADID-10k: '{path}' must start with columns {need}, found {list(raw.columns)}")

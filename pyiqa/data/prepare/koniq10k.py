@@ -26,6 +26,7 @@ import pandas as pd
 from ...utils.errors import DataError
 from .label_checks import drop_repeats, scores
 from .registry import Annotations, Preparer, register, require
+from .user_files import read_csv
 
 logger = logging.getLogger(__name__)
 
@@ -44,10 +45,7 @@ NUMERIC = ["MOS", "SD", "c1", "c2", "c3", "c4", "c5", "c_total"]
 
 def _csv(root: Path, name: str, need: list) -> pd.DataFrame:
     path = require(root, name, TITLE, EXPECTS)
-    try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{TITLE}: '{path}' cannot be parsed as CSV: {exc}") from exc
+    raw = read_csv(path, f"{TITLE} annotations", dtype=str, keep_default_na=False)
     raw.columns = [c.strip() for c in raw.columns]
     missing = [c for c in need if c not in raw.columns]
     if missing:

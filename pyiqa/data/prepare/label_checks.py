@@ -43,6 +43,20 @@ def scores(values: Sequence, rows: Sequence[str], what: str, where: str,
     return numbers
 
 
+def in_range(numbers: Sequence[float], rows: Sequence[str], what: str, where: str,
+             bounds: Sequence[float]) -> None:
+    """DataError at the first of ``numbers`` outside the dataset's published scale ``bounds`` = [lo, hi]
+    (a -50 on a 0-5 scale is a typo or another column, and would skew every normalised score)."""
+    values = np.asarray(numbers, dtype=np.float64)
+    lo, hi = float(bounds[0]), float(bounds[1])
+    bad = (values < lo) | (values > hi)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataError(f"{where} {rows[i]}: {what} {values[i]:g} is outside the dataset's scale "
+                        f"[{lo:g}, {hi:g}] ({int(bad.sum())} such value(s) in all, from {values.min():g} to "
+                        f"{values.max():g}); is it the right column or file?")
+
+
 def _reason(value, number: float) -> str:
     if value is None or (isinstance(value, str) and not value.strip()):
         return "empty"

@@ -99,6 +99,9 @@ def _ref_name(cell, entry: int) -> str:
     return values[0].strip()
 
 
+# A DMOS is a difference score on *about* 0-100 (the realigned one runs -2.64 to 111.77), so values past
+# 100 are no error: scale_published=False.
 register(Preparer(name="live", title=TITLE, meta_file="meta_info_LIVEIQADataset.csv", image_dir="",
                   expects=EXPECTS, read=read, mos_range=(0.0, 100.0), mos_column="mos",
-                  image_column="dist_name", lower_better=True, size=779, marker="refnames_all.mat"))
+                  image_column="dist_name", lower_better=True, size=779, marker="refnames_all.mat",
+                  scale_published=False))

@@ -14,7 +14,9 @@ Before that, what a real download needs: ``--root`` one level too deep or too sh
 preparer's marker file, the images in the folder the archive really uses and under another letter case
 (:mod:`.locate`). An image listed twice with the same MOS is kept once (logged); with different MOS it is
 an error naming both rows, unless the preparer resolved it by a rule of its own (AGIQA-1K). A MOS cell
-that is empty, text, infinite or negative is an error naming the row. Rows whose image is missing on
+that is empty, text, infinite or negative, or outside the dataset's published scale (``mos_range``), is an
+error naming the row; so is an annotation table without rows, and an image name that is absolute or
+climbs out of the image folder with ``..`` (:mod:`.user_files`). Rows whose image is missing on
 disk are reported and left out before any split is drawn. Every file is written atomically and only
 when its bytes change, so a re-run is a no-op.
 """
@@ -34,10 +36,11 @@ from tqdm import tqdm
 from ...utils.atomic import write_if_changed
 from ...utils.errors import DataError
 from ..meta_info import SPLIT_NAMES, Split
-from .label_checks import drop_repeats, scores
+from .label_checks import drop_repeats, in_range, scores
 from .locate import find_images, find_root
 from .registry import Annotations, Preparer, get_preparer
 from .split_maker import FEW_LABELS, RATIOS, SEED, few_label_splits, random_splits, split_columns
+from .user_files import check_names
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +145,16 @@ def _check_table(annotations: Annotations, preparer: Preparer):
         raise DataError(f"{preparer.title} preparer: {len(origins)} row origins for {len(table)} rows")
     where = preparer.title
     body = slice(lead, None)
-    scores(table[preparer.mos_column].iloc[body], origins[body], preparer.mos_column, where,
-           negative=preparer.mos_range[0] < 0)
+    if len(table) <= lead:
+        raise DataError(f"{where}: the annotations list no images (a header and no rows?); --root must "
+                        f"hold {preparer.expects}")
+    for column in (preparer.image_column, annotations.reference_column):
+        if column is not None:
+            check_names(table[column].astype(str), origins, f"{where}:")
+    values = scores(table[preparer.mos_column].iloc[body], origins[body], preparer.mos_column, where,
+                    negative=preparer.mos_range[0] < 0)
+    if preparer.scale_published:
+        in_range(values, origins[body], preparer.mos_column, f"{where}:", preparer.mos_range)
     marked = table.assign(_row=np.arange(len(table)))
     kept = drop_repeats(marked, preparer.image_column, [preparer.mos_column], origins, where)["_row"].to_numpy()
     if len(kept) < len(table):

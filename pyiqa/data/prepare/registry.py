@@ -15,6 +15,7 @@ import pandas as pd
 
 from ...utils.errors import ConfigError, DataError
 from ...utils.registry import closest
+from .user_files import regular_file
 
 
 @dataclasses.dataclass
@@ -61,6 +62,8 @@ class Preparer:
         size: images in the full release, for the README and the closing report.
         marker: a file (or folder) relative to ``--root`` that only the right folder holds, so a
             ``--root`` one level too deep or too shallow is recognised; None: ``image_dir``.
+        scale_published: ``mos_range`` is the dataset's published scale, so a score outside it is an
+            error; False where the authors publish none (the preparer warns instead).
     """
 
     name: str
@@ -75,6 +78,7 @@ class Preparer:
     lower_better: bool = False
     size: Optional[int] = None
     marker: Optional[str] = None
+    scale_published: bool = True
 
     @property
     def markers(self) -> Tuple[str, ...]:
@@ -109,6 +113,8 @@ def require(root: Path, relative: str, title: str, expects: str) -> Path:
     if not path.exists():
         raise DataError(f"{title}: expected '{relative}' under --root '{root}' ({path} does not exist; "
                         f"{_holds(Path(root))}). --root must be the folder that holds: {expects}")
+    if not path.is_dir():
+        regular_file(path, f"{title}: '{relative}' under --root")  # a FIFO or /dev/zero would never end
     return path
 
 
@@ -120,6 +126,7 @@ def read_sheet(path: Path, sheet: Optional[str], title: str, **kwargs) -> pd.Dat
     """
     import zipfile  # only workbooks need it
 
+    regular_file(path, f"{title}: workbook")
     try:
         book = pd.ExcelFile(path, engine="openpyxl")
     except (ValueError, KeyError, OSError, zipfile.BadZipFile) as exc:

@@ -28,6 +28,7 @@ import pandas as pd
 from ...utils.errors import DataError
 from .label_checks import drop_repeats, scores
 from .registry import Annotations, Preparer, register, require
+from .user_files import read_text
 
 TITLE = "TID2013"
 EXPECTS = "mos_with_names.txt, mos_std.txt, distorted_images/ and reference_images/"
@@ -57,7 +58,7 @@ def read(root: Path) -> Annotations:
 def _read_mos_with_names(path: Path):
     """``dist_name,mos`` rows of ``mos_with_names.txt`` and their line numbers; DataError on a bad line."""
     rows, lines = [], []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_text(path, f"{TITLE} annotations").splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -74,7 +75,8 @@ def _read_mos_with_names(path: Path):
 
 def _read_std(path: Path, count: int, names_path: Path) -> pd.Series:
     """The ``count`` numbers of ``mos_std.txt`` (one per line, as ``mos_with_names.txt`` orders them)."""
-    lines = [(n, s.strip()) for n, s in enumerate(path.read_text().splitlines(), start=1) if s.strip()]
+    lines = [(n, s.strip()) for n, s in enumerate(read_text(path, f"{TITLE} annotations").splitlines(), start=1)
+             if s.strip()]
     if len(lines) != count:
         raise DataError(f"{TITLE}: '{path}' has {len(lines)} values for the {count} images of '{names_path}'")
     return pd.Series(scores([s for _, s in lines], [f"line {n}" for n, _ in lines], "std", f"{TITLE}: '{path}'"))

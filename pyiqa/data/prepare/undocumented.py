@@ -9,6 +9,7 @@ from typing import Dict, List, Sequence
 import pandas as pd
 
 from ...utils.errors import DataError
+from .user_files import read_csv
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
@@ -18,9 +19,9 @@ def table_with_columns(root: Path, need: Sequence[Sequence[str]], title: str, ex
     found: List[Path] = []
     for path in sorted(Path(root).glob("*.csv")):
         try:
-            header = set(pd.read_csv(path, nrows=0).columns.astype(str).str.strip())
-        except (ValueError, UnicodeDecodeError, pd.errors.ParserError):
-            continue  # not a readable CSV: not the table
+            header = set(read_csv(path, title, rows_required=False, nrows=0).columns.astype(str).str.strip())
+        except DataError:
+            continue  # not a readable CSV (or not a regular file): not the table
         if all(header & set(group) for group in need):
             found.append(path)
     if len(found) != 1:

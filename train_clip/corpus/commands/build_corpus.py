@@ -49,6 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, metavar="CORPUS_JSON",
                         help="the caption JSON to write (atomically; the report goes beside it)")
     parser.add_argument("--weight", action="append", default=[], metavar="SOURCE=W", help=WEIGHT_HELP)
+    parser.add_argument("--allow-absolute-paths", action="store_true",
+                        help="accept image names that are absolute paths (images kept outside --root); "
+                             "off by default, and a name climbing out of --root with '..' is always refused")
     return parser
 
 
@@ -57,7 +60,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     result = build_corpus(args.descriptions, args.root, args.out, comments=args.comments,
-                          weights=args.weight)
+                          weights=args.weight, allow_absolute=args.allow_absolute_paths)
     stats = result.stats
     print(f"{result.out}: {stats['images']} images, {stats['entries']} prompt entries, "
           f"{stats['multi_source']} with text from several sources, {len(result.missing)} left out "

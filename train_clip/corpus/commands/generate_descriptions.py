@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--prompts", type=Path, default=None,
                       help="prompt templates YAML (default: the shipped descriptions/prompts.yml)")
     data.add_argument("--out", required=True, type=Path, help="descriptions JSONL (appended to)")
+    data.add_argument("--allow-absolute-paths", action="store_true",
+                      help="accept image names that are absolute paths (images kept outside --root); off by "
+                           "default, and a name climbing out of --root with '..' is always refused")
     server = p.add_argument_group("endpoint")
     server.add_argument("--endpoint", required=True, help="base URL, e.g. http://localhost:8000/v1")
     server.add_argument("--model", required=True, help="model name as the server knows it")
@@ -98,7 +101,7 @@ def main(argv: Optional[List[str]] = None) -> None:
         max_side=args.max_side, jpeg_quality=args.jpeg_quality, api_key_env=args.api_key_env,
         timeout=args.timeout, retries=args.retries, backoff=args.backoff, max_tokens=args.max_tokens,
         temperature=args.temperature, max_consecutive_failures=args.max_consecutive_failures,
-        limit=args.limit, progress=not args.no_progress)
+        limit=args.limit, progress=not args.no_progress, allow_absolute=args.allow_absolute_paths)
     summary = run(settings)
     failed = sum(summary.failures.values())
     rate = summary.described / summary.seconds if summary.seconds > 0 else 0.0
