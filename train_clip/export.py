@@ -18,9 +18,9 @@ import torch
 from open_clip.model import CLIP
 
 from pyiqa.archs.clip_backbone import build_clip
-from pyiqa.utils.checkpoint import atomic_save
+from pyiqa.utils.checkpoint import atomic_save, save_to
 from pyiqa.utils.entry import run_cli
-from pyiqa.utils.errors import CheckpointError, ConfigError
+from pyiqa.utils.errors import CheckpointError, ConfigError, OutputError
 from pyiqa.utils.precision import DTYPES
 
 logger = logging.getLogger(__name__)
@@ -63,7 +63,12 @@ def check_exportable(model: CLIP) -> None:
     """
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "probe.pt"
-        torch.save(openai_state_dict(model), path)
+        try:
+            with open(path, "wb") as f:
+                save_to(openai_state_dict(model), f, path)
+        except OSError as err:
+            raise OutputError(f"Cannot write the export probe {path} in the temporary folder: "
+                              f"{err.strerror or err}; free space there (or set TMPDIR)") from err
         try:
             loaded = build_clip(path, image_size=model.visual.image_size[0])
         except CheckpointError as err:
@@ -81,7 +86,12 @@ def export_backbone(model: CLIP, path: Path, dtype: str = "fp32", verify: bool =
     Raises:
         CheckpointError: the written file does not reproduce the model's embeddings.
     """
-    atomic_save(openai_state_dict(model, DTYPES[dtype]), path)
+    try:
+        atomic_save(openai_state_dict(model, DTYPES[dtype]), path)
+    except OSError as err:
+        raise OutputError(f"Cannot write the exported backbone {path}: {err.strerror or err}. Nothing was "
+                          "overwritten; free space or fix the folder, then export the last training state "
+                          "with python -m train_clip.export") from err
     if verify:
         loaded = build_clip(path, image_size=model.visual.image_size[0])
         diff = max_feature_difference(model, loaded)
@@ -109,7 +119,10 @@ def export_state(state_path: Path, out: Path, dtype: str = "fp32") -> Path:
     size = sd["visual.conv1.weight"].shape[-1] * round((sd["visual.positional_embedding"].shape[0] - 1) ** 0.5)
     sd.update(input_resolution=int(size), context_length=int(sd["positional_embedding"].shape[0]),
               vocab_size=int(sd["token_embedding.weight"].shape[0]))
-    atomic_save(sd, out)
+    try:
+        atomic_save(sd, out)
+    except OSError as err:
+        raise OutputError(f"Cannot write --out '{out}': {err.strerror or err}. Nothing was overwritten") from err
     build_clip(out, image_size=size)  # raises CheckpointError if the core cannot load it
     logger.info("Exported step %s of %s to %s (%s)", state.get("iter", state.get("step")), state_path, out, dtype)
     return out
@@ -124,6 +137,9 @@ def main(argv: Optional[List[str]] = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
     refuse_overwriting_input(args.out, args.state)
+    if args.out.is_dir():
+        raise ConfigError(f"--out '{args.out}' is a folder; give the file to write, e.g. "
+                          f"--out {args.out / 'uniqa_backbone.pt'}")
     export_state(args.state, args.out, args.dtype)
 
 

@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter
 
+from ..utils.errors import OutputError
+
 logger = logging.getLogger(__name__)
 
 BUILD_VERSION = 2  # bump when the output changes, so existing builds are redone
@@ -137,6 +139,18 @@ def _is_complete(root: Path) -> bool:
 
 def build_demo_dataset(root: Union[str, Path], force: bool = False,
                        progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, object]:
+    """:func:`_build_demo_dataset`; a failed write (disk full, a read-only folder) is one OutputError
+    naming the folder: the marker is written last, so the next run builds it again."""
+    try:
+        return _build_demo_dataset(root, force, progress)
+    except OSError as err:
+        raise OutputError(f"Cannot build the demo dataset in '{root}': {err.strerror or err}"
+                          f"{f' ({err.filename})' if err.filename else ''}; free space or choose a "
+                          "writable folder, then run again") from err
+
+
+def _build_demo_dataset(root: Union[str, Path], force: bool = False,
+                        progress: Optional[Callable[[int, int], None]] = None) -> Dict[str, object]:
     """Build the demo dataset under ``root`` unless a complete build is already there.
 
     The marker file ``root/.complete`` is written last, so an interrupted build is redone.

@@ -78,6 +78,7 @@ def validate_options(opt: Dict[str, Any], is_train: bool) -> List[str]:
             raise ConfigError("Missing required option 'train' (optimiser, loss and schedule)")
         check_section(opt["train"], SCHEMA["train"], "train", legacy=LEGACY_KEYS)
         _check_train(opt["train"], opt["datasets"]["train"])
+        _check_train_crop(opt["datasets"]["train"], opt.get("network") or {})
         _check_feature_cache(opt["train"], opt)
     _check_logger(opt.get("logger") or {})
     if opt.get("val") is not None:
@@ -143,6 +144,23 @@ def _check_augment_sizes(augment: Any, where: str) -> None:
                 raise ConfigError(f"'{where}.{key}' is {value!r}: at most {MAX_AUGMENT_SIDE} pixels per side "
                                   "(images are upscaled to the crop, so a larger one cannot fit in memory; "
                                   "UniQA's input is 224)")
+
+
+def _check_train_crop(train_set: Any, network: Dict[str, Any]) -> None:
+    """In training the network takes crops of exactly ``network.sample_size`` (default 224): a train
+    ``random_crop``/``center_crop`` of another size would fail at the first step, after the set-up."""
+    augment = train_set.get("augment") if isinstance(train_set, dict) else None
+    if not isinstance(augment, dict):
+        return
+    size = network.get("sample_size", 224)
+    for key in ("random_crop", "center_crop"):
+        crop = augment.get(key)
+        if isinstance(crop, (list, tuple)) and len(crop) == 2 and crop[0] == crop[1]:
+            crop = crop[0]
+        if isinstance(crop, int) and not isinstance(crop, bool) and isinstance(size, int) and crop != size:
+            raise ConfigError(f"'datasets.train.augment.{key}' is {crop} but the network trains on "
+                              f"{size}x{size} crops (network.sample_size: {size}); set {key}: {size}, or "
+                              f"network.sample_size: {crop}")
 
 
 def _check_train(tr: Dict[str, Any], train_set: Dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ step and evaluation.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import time
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 import yaml
 
 from ..utils import dist
-from ..utils.checkpoint import atomic_write, load_checkpoint
+from ..utils.checkpoint import atomic_write, is_write_failure, load_checkpoint
 from ..utils.errors import CheckpointError, DataError, OutputError
 from ..utils.experiment import ExperimentPaths, RunLock, release_locks, resume_candidates
 from ..utils.logger import ScalarWriter, attach_log_file, setup_logging
@@ -306,6 +307,8 @@ def _os_error(err: BaseException) -> Optional[OSError]:
     while err is not None and seen < 10:
         if isinstance(err, OSError):
             return err
+        if is_write_failure(err):  # torch's zip writer: a failed write without an OSError behind it
+            return OSError(errno.EIO, f"the write failed ({str(err).splitlines()[0].strip()})")
         err, seen = err.__cause__ or err.__context__, seen + 1
     return None
 

@@ -6,6 +6,7 @@ run code, so a file that holds anything but tensors and plain containers/numbers
 """
 from __future__ import annotations
 
+import errno
 import re
 import zipfile
 from pathlib import Path
@@ -18,8 +19,28 @@ from .errors import CheckpointError
 
 
 def atomic_save(obj: Any, path: str | Path) -> None:
-    """``torch.save`` with :func:`atomic_write`."""
-    atomic_write(path, lambda f: torch.save(obj, f))
+    """``torch.save`` with :func:`atomic_write`; a failed write is an OSError (see :func:`save_to`)."""
+    atomic_write(path, lambda f: save_to(obj, f, path))
+
+
+def save_to(obj: Any, f: Any, path: str | Path) -> None:
+    """``torch.save(obj, f)``. torch's zip writer reports a failed write (disk full, ``ulimit -f``) as a
+    RuntimeError ('[enforce fail at inline_container.cc] unexpected pos', 'PytorchStreamWriter failed
+    writing file'); it becomes an OSError naming ``path``, which every writer already turns into one
+    clear error."""
+    try:
+        torch.save(obj, f)
+    except RuntimeError as err:
+        if not is_write_failure(err):
+            raise
+        raise OSError(errno.EIO, f"the write failed ({str(err).splitlines()[0].strip()})", str(path)) from err
+
+
+def is_write_failure(err: BaseException) -> bool:
+    """Whether ``err`` is torch's RuntimeError for a file write that failed."""
+    text = str(err)
+    return isinstance(err, RuntimeError) and any(
+        key in text for key in ("inline_container", "PytorchStreamWriter", "file write failed", "unexpected pos"))
 
 
 class TorchScriptArchiveError(CheckpointError):

@@ -138,3 +138,16 @@ def test_train_clip_export_filename_stays_in_the_experiment_folder(filename):
         validate(opt)
     opt["export"]["filename"] = "backbone.pt"
     validate(opt)
+
+
+def test_a_train_crop_other_than_the_sample_size_is_refused_at_start_up():
+    """The network trains on sample_size crops: random_crop: 32 used to fail at the first step."""
+    from pyiqa.engine.options import validate_options
+    from pyiqa.utils.options import load_yaml
+    from pyiqa.utils.shipped_configs import resolve_option_file
+    opt = load_yaml(resolve_option_file("UniQA/demo", "train"))
+    opt["datasets"]["train"]["augment"]["random_crop"] = 32
+    with pytest.raises(ConfigError, match=r"augment.random_crop' is 32 but the network trains on 224x224"):
+        validate_options(opt, is_train=True)
+    opt["network"]["sample_size"] = 32
+    validate_options(opt, is_train=True)

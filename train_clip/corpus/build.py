@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pyiqa.data.prepare.user_files import check_names
+from pyiqa.utils.outputs import refuse_writing_over_inputs
 from pyiqa.utils.atomic import write_bytes
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
@@ -197,6 +198,12 @@ def build_corpus(descriptions: Sequence[str | Path], root: str | Path, out: str 
     if dup:
         raise ConfigError(f"Input file '{dup[0]}' is given twice; to count its texts more, use "
                           f"--weight {Path(dup[0]).name}=2")
+    out_path = Path(out)
+    refuse_writing_over_inputs(
+        [("--out", out_path), ("the report", out_path.with_name(f"{out_path.stem}_report.md")),
+         ("the report", out_path.with_name(f"{out_path.stem}_report.png"))],
+        [(f"--{kind} file", p) for kind, group in (("descriptions", descriptions), ("comments", comments))
+         for p in group])
     sources = [read_source(p, "descriptions", allow_absolute) for p in descriptions]
     sources += [read_source(p, "comments", allow_absolute) for p in comments]
     name_sources(sources)

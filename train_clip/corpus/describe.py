@@ -36,6 +36,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from pyiqa.data.image_io import decode_image
 from pyiqa.data.meta_info import meta_columns, read_meta_info
 from pyiqa.data.prepare.user_files import check_names
+from pyiqa.utils.outputs import refuse_writing_over_inputs
 from pyiqa.utils.errors import ConfigError, DataError
 from train_clip.corpus.jsonl_log import JsonlLog
 from train_clip.corpus.levels import mos_levels
@@ -233,11 +234,18 @@ def _retry_after(exc: Exception) -> Optional[float]:
     return None
 
 
+def reply_deadline(s: "DescribeSettings") -> float:
+    """Seconds a whole request may take: twice ``--timeout`` (which bounds each read) plus 10."""
+    return 2 * s.timeout + 10
+
+
 def _classify(exc: Exception) -> Tuple[str, bool, str]:
     """``(kind, retry?, reason)`` of an exception raised by the request."""
     import openai
     if isinstance(exc, OversizedReply):
         return "oversized", True, str(exc)
+    if isinstance(exc, asyncio.TimeoutError):  # reply_deadline passed
+        return "timeout", True, "no complete reply within the request deadline (2 x --timeout + 10 s)"
     if isinstance(exc, openai.APITimeoutError):
         return "timeout", True, "timed out"
     if isinstance(exc, openai.APIConnectionError):
@@ -260,7 +268,9 @@ async def request_with_retries(client: Any, request: Dict[str, Any], s: Describe
     """
     for attempt in range(1, s.retries + 2):
         try:
-            resp = await client.chat.completions.create(**request)
+            # the client's timeout bounds each read, not the whole reply: a server that trickles a
+            # byte at a time would never end, so the whole request gets a deadline too
+            resp = await asyncio.wait_for(client.chat.completions.create(**request), reply_deadline(s))
             check_reply_length(resp, request["max_tokens"])
             return resp, attempt
         except Exception as exc:  # classified below; anything unexpected is re-raised by _classify
@@ -318,6 +328,10 @@ def run(s: DescribeSettings) -> RunSummary:
                           f"{s.max_tokens}, {s.timeout}")
     prompts = load_prompts(s.prompts)
     jobs = load_jobs(s)
+    refuse_writing_over_inputs(
+        [("--out", s.out), ("the failures log", failures_path(s.out))],
+        [("--meta", s.meta), ("--prompts", s.prompts)]
+        + [(f"image '{j.image}'", Path(s.root) / j.image) for j in jobs])
     _require_openai()
     out, fail_log = JsonlLog(s.out), JsonlLog(failures_path(s.out))
     summary = RunSummary(images=len(jobs))

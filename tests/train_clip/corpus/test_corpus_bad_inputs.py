@@ -234,3 +234,88 @@ def test_meta_absolute_names_are_described_with_the_option(tmp_path):
         server.close()
     records = [json.loads(line) for line in (tmp_path / "d.jsonl").read_text().splitlines()]
     assert server.requests == 1 and [r["image"] for r in records] == [str(elsewhere)]
+
+
+# ------------------------------------------------------------------ outputs that are inputs
+def test_no_corpus_command_writes_over_its_inputs(tmp_path):
+    """--out naming an input (itself, a symbolic or a hard link to it) is refused before anything is
+    written, and the input keeps its bytes: build_corpus (atomic replace) and purify_comments' report."""
+    import os
+
+    from pyiqa.utils.errors import OutputError
+    from pyiqa.utils.outputs import refuse_writing_over_inputs
+    from train_clip.corpus.build import build_corpus
+
+    descriptions = tmp_path / "desc.jsonl"
+    descriptions.write_text('{"image": "a.png", "task": "quality", "text": "a sharp photo"}\n')
+    original = descriptions.read_bytes()
+    os.symlink(descriptions, tmp_path / "link.jsonl")
+    os.link(descriptions, tmp_path / "hard.jsonl")
+    for out in (descriptions, tmp_path / "link.jsonl", tmp_path / "hard.jsonl"):
+        with pytest.raises(OutputError, match=r"--out '.*' is the same file as the input --descriptions"):
+            build_corpus([descriptions], tmp_path, out)
+        assert descriptions.read_bytes() == original
+    # a report written beside --out is an output too
+    report = tmp_path / "kept.report.csv"
+    report.write_text("x")
+    with pytest.raises(OutputError, match=r"the report '.*kept.report.csv' is the same file as the input"):
+        refuse_writing_over_inputs([("--out", tmp_path / "kept.jsonl"), ("the report", report)],
+                                   [("--comments", report)])
+    refuse_writing_over_inputs([("--out", tmp_path / "new.jsonl")], [("--comments", descriptions)])  # fine
+
+
+def test_generate_descriptions_refuses_an_out_that_is_its_meta_csv_or_an_image(tmp_path):
+    from pyiqa.utils.errors import OutputError
+    from train_clip.corpus.describe import DescribeSettings, run
+
+    root = tmp_path / "images"
+    root.mkdir()
+    Image.new("RGB", (32, 32)).save(root / "a.png")
+    meta = tmp_path / "meta.csv"
+    meta.write_text("img_name,mos\na.png,3.0\n")
+    kept = {p: p.read_bytes() for p in (meta, root / "a.png")}
+    os.symlink(root / "a.png", tmp_path / "alias.jsonl")
+    for out, what in ((meta, "--meta"), (tmp_path / "alias.jsonl", "image 'a.png'")):
+        settings = DescribeSettings(meta=meta, root=root, task="quality", mos_range=(1.0, 5.0),
+                                    endpoint="http://127.0.0.1:9/v1", model="m", out=out)
+        with pytest.raises(OutputError, match=f"is the same file as the input {what}"):
+            run(settings)
+    assert {p: p.read_bytes() for p in kept} == kept
+
+
+def test_a_reply_that_trickles_forever_meets_the_request_deadline(tmp_path):
+    """The client's timeout bounds each read; a server sending one byte every 0.2 s used to hang the run."""
+    import time
+
+    class Trickle(http.server.BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", "100000000")
+            self.end_headers()
+            try:
+                for _ in range(600):
+                    self.wfile.write(b" ")
+                    self.wfile.flush()
+                    time.sleep(0.2)
+            except OSError:
+                pass  # the client gave up
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    _image(tmp_path / "images" / "img0.png")
+    meta = _meta(tmp_path, ["img0.png"])
+    start = time.monotonic()
+    try:
+        generate_descriptions.main(_describe(tmp_path, meta, f"http://127.0.0.1:{httpd.server_address[1]}/v1",
+                                             "--timeout", "1", "--retries", "0"))
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert time.monotonic() - start < 60  # the deadline is 2 x 1 + 10 s
+    failure = json.loads((tmp_path / "d.jsonl.failures.jsonl").read_text().splitlines()[-1])
+    assert failure["kind"] == "timeout" and "deadline" in failure["reason"]

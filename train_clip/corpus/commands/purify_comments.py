@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import List, Optional
 
 from pyiqa.utils.logger import setup_logging
+from pyiqa.utils.outputs import refuse_writing_over_inputs
 from train_clip.corpus.comments import (DEFAULT_IMAGE_TEMPLATE, FORMATS, URL_POLICIES, CommentSource,
                                         check_template, read_comments, resolve_format)
 from train_clip.corpus.purify import (UNDESCRIBED, PurifyOptions, Summary, TextEncoder,
@@ -107,6 +108,9 @@ def main(argv: Optional[List[str]] = None) -> Summary:
                            args.encoding, args.image_key, args.comment_key, args.id_column,
                            args.comment_column)
     resolve_format(source)  # a wrong comments path fails now, not after the backbone has loaded
+    refuse_writing_over_inputs([("--out", args.out), ("the report", report_path(args.out))],
+                               [("--comments", args.comments), ("--descriptions", args.descriptions),
+                                ("--backbone", args.backbone)])
     descriptions = load_descriptions(args.descriptions, args.task)
     encoder = TextEncoder(args.backbone, args.device, args.batch_size)
     results = purify(read_comments(source), descriptions, encoder, options,
