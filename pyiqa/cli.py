@@ -384,11 +384,26 @@ def _available_memory() -> Optional[int]:
         return None
 
 
+def _memory_for_images() -> Optional[int]:
+    """The smaller of the available memory and this process's address-space limit (``ulimit -v``)."""
+    limits = [m for m in (_available_memory(), _address_space_limit()) if m is not None]
+    return min(limits) if limits else None
+
+
+def _address_space_limit() -> Optional[int]:
+    try:
+        import resource
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
 def _pixel_limit(requested: int) -> Optional[int]:
     """Pillow's MAX_IMAGE_PIXELS for ``--max-image-pixels`` (0: no limit asked), never more than fits in
     the available memory: Pillow refuses images above twice this limit, so a decompression bomb is one
     unreadable file instead of a MemoryError (or the kernel's OOM killer) ending the run."""
-    memory = _available_memory()
+    memory = _memory_for_images()
     fits = None if memory is None else max(1, memory // BYTES_PER_DECODED_PIXEL // 2)
     if fits is not None and (requested <= 0 or requested > fits):
         _note(f"--max-image-pixels {requested}: images above {2 * fits:,} pixels are still refused: "

@@ -23,6 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple, Union
 import pandas as pd
 
 from ..utils.errors import DataError
+from ..utils.image_names import name_problem
 from ..utils.safe_pickle import load_data_pickle
 
 logger = logging.getLogger(__name__)
@@ -40,11 +41,13 @@ OFFICIAL_SPLIT_COLUMNS = ("official_split", "official split", "split")
 
 
 def read_meta_info(path: PathLike, image_column: Optional[str] = None,
-                   mos_column: Optional[str] = None) -> pd.DataFrame:
+                   mos_column: Optional[str] = None, check_names: bool = True) -> pd.DataFrame:
     """Load a meta_info CSV; the image column is stripped text and the MOS column ``float64`` (checked).
 
     Args:
         image_column, mos_column: column names; None = the first and the second column.
+        check_names: refuse image names that leave the image folder (absolute, or climbing out with
+            ``..``); a caller with its own rule (an opt-in for absolute paths) checks them itself.
 
     Raises:
         DataError: missing/unparsable file, fewer than 2 columns, a named column that does not exist
@@ -70,6 +73,11 @@ def read_meta_info(path: PathLike, image_column: Optional[str] = None,
     if len(empty):
         raise DataError(f"Meta info CSV '{path}': row {empty[0]} (line {empty[0] + 2}) has an empty "
                         f"image name in column '{name_col}'")
+    for row, name in enumerate(table[name_col] if check_names else ()):  # inside dataroot_target
+        problem = name_problem(name)
+        if problem:
+            raise DataError(f"Meta info CSV '{path}': row {row} (line {row + 2}): image name {name[:200]!r} "
+                            f"{problem}")
     mos = pd.to_numeric(table[mos_col].str.strip(), errors="coerce")
     bad = mos.index[mos.isna() | ~mos.abs().lt(float("inf"))]
     if len(bad):

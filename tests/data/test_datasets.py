@@ -355,3 +355,14 @@ def test_distributed_train_loader_shards(nr):
                for r in (0, 1)]
     seen = [sorted(p for b in loader for p in b["img_path"]) for loader in loaders]
     assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0]) & set(seen[1])
+
+
+@pytest.mark.parametrize("name, why", [("../outside.png", "climbs out of the image folder"),
+                                       ("/etc/passwd", "is an absolute path")])
+def test_meta_csv_names_outside_the_image_folder_are_refused(tmp_path, name, why):
+    """A meta CSV handed to training must not make the loader read any file on the machine."""
+    from pyiqa.data.meta_info import read_meta_info
+    csv_path = tmp_path / "meta.csv"
+    csv_path.write_text(f"img_name,mos\na.png,3.0\n{name},4.0\n")
+    with pytest.raises(DataError, match=rf"row 1 \(line 3\): image name '{name}' {why}"):
+        read_meta_info(csv_path)

@@ -135,7 +135,8 @@ def load_jobs(s: DescribeSettings) -> List[Job]:
     """
     if s.task not in TASKS:
         raise ConfigError(f"Unknown task '{s.task}'; choose one of {list(TASKS)}")
-    table = read_meta_info(s.meta, s.image_column, s.mos_column)
+    # names are checked below, where --allow-absolute-paths applies
+    table = read_meta_info(s.meta, s.image_column, s.mos_column, check_names=False)
     name_col, mos_col = meta_columns(table, s.meta, s.image_column, s.mos_column)
     for col in s.facts_columns:
         if col not in table.columns:

@@ -24,19 +24,18 @@ import csv
 import io
 import logging
 import os
-import posixpath
 import stat
-from pathlib import Path, PurePosixPath, PureWindowsPath
+from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import pandas as pd
 
 from ...utils.errors import DataError
+from ...utils.image_names import MAX_NAME_CHARS, name_problem  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_BYTES = 512 * 2 ** 20
-MAX_NAME_CHARS = 1024   # an image name longer than this is not a file name (the OS allows 4096 per path)
 
 
 def regular_file(path: os.PathLike, what: str) -> Path:
@@ -186,19 +185,3 @@ def check_names(names: Iterable[Any], rows: Sequence[str], where: str, allow_abs
         if why:
             shown = str(name) if len(str(name)) <= 120 else f"{str(name)[:60]}...({len(str(name))} characters)"
             raise DataError(f"{where} {row}: image name '{shown}' {why}")
-
-
-def name_problem(name: str, allow_absolute: bool = False, option: Optional[str] = None) -> Optional[str]:
-    """Why ``name`` is no image name relative to its folder, or None when it is one."""
-    if len(name) > MAX_NAME_CHARS:
-        return f"is longer than {MAX_NAME_CHARS} characters; expected a file name"
-    if "\x00" in name:
-        return "holds a NUL character"
-    absolute = PurePosixPath(name).is_absolute() or PureWindowsPath(name).is_absolute() or \
-        bool(PureWindowsPath(name).drive)
-    if absolute:
-        hint = f" ({option} allows absolute paths)" if option else ""
-        return None if allow_absolute else f"is an absolute path; names must be relative to the image folder{hint}"
-    if posixpath.normpath(name.replace("\\", "/")).split("/")[0] == "..":
-        return "climbs out of the image folder ('..'); names must stay inside it"
-    return None

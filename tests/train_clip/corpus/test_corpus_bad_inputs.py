@@ -319,3 +319,15 @@ def test_a_reply_that_trickles_forever_meets_the_request_deadline(tmp_path):
     assert time.monotonic() - start < 60  # the deadline is 2 x 1 + 10 s
     failure = json.loads((tmp_path / "d.jsonl.failures.jsonl").read_text().splitlines()[-1])
     assert failure["kind"] == "timeout" and "deadline" in failure["reason"]
+
+
+def test_the_command_exits_1_when_images_failed(tmp_path):
+    """Every request refused (no server on the port): the run ends, lists the failures and exits 1."""
+    from train_clip.corpus.cli import generate_descriptions as command
+    _image(tmp_path / "images" / "img0.png")
+    meta = _meta(tmp_path, ["img0.png"])
+    with pytest.raises(SystemExit) as ended:
+        command(_describe(tmp_path, meta, "http://127.0.0.1:9/v1", "--retries", "0", "--timeout", "2"))
+    assert ended.value.code == 1
+    failure = json.loads((tmp_path / "d.jsonl.failures.jsonl").read_text().splitlines()[-1])
+    assert failure["kind"] == "connection"

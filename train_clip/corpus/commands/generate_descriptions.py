@@ -15,9 +15,12 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import TYPE_CHECKING, List, Optional
 
 from pyiqa.utils.logger import setup_logging
+
+if TYPE_CHECKING:
+    from train_clip.corpus.describe import RunSummary
 
 PROG = "pyiqa-generate-descriptions"
 
@@ -87,8 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[List[str]] = None) -> None:
-    """Parse ``argv`` (default ``sys.argv[1:]``) and describe the images; exit status 130 when interrupted."""
+def main(argv: Optional[List[str]] = None) -> "RunSummary":
+    """Parse ``argv`` (default ``sys.argv[1:]``) and describe the images; exit status 130 when
+    interrupted. Returns the run's summary (the console command exits 1 when images failed)."""
     args = build_parser().parse_args(argv)
     setup_logging(logger_names=("pyiqa", "train_clip"))
     from train_clip.corpus.describe import DescribeSettings, failures_path, run
@@ -110,4 +114,5 @@ def main(argv: Optional[List[str]] = None) -> None:
           + (f"; failures in {failures_path(args.out)}" if failed else ""))
     if summary.interrupted:
         sys.exit(130)
+    return summary
 
