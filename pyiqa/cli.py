@@ -77,11 +77,12 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument("--adapter", default=None,
                    help="trained adapter checkpoint of the (one) adapter metric among the metrics")
     p.add_argument("--crops", default="random10", help="test-crop protocol (default: random10, seeded)")
-    p.add_argument("--num-crops", type=int, default=10, help="crops per image (default 10)")
+    p.add_argument("--num-crops", type=int, default=10, help="crops per image (default 10; 1 to 1000)")
     p.add_argument("--max-side", type=int, default=4096,
                    help="downscale images whose longer side exceeds this (default 4096; 0: never)")
     p.add_argument("--max-image-pixels", type=int, default=None,
-                   help="raise Pillow's decompression-bomb limit for non-JPEG images (0: no limit)")
+                   help="raise Pillow's decompression-bomb limit for non-JPEG images (0: no limit beyond "
+                        "what fits in memory)")
     p.add_argument("--recursive", action="store_true",
                    help="also score images in subfolders (no short form: -r is --ref)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -202,7 +203,10 @@ def _install(args: argparse.Namespace) -> int:
 def _score(args: argparse.Namespace) -> int:
     """Check everything that can be checked cheaply (names, inputs, output path, weight files) before a
     model is built or a file opened for writing; then score and write the CSV."""
+    _check_numbers(args)
     from .inference import get_card
+    from .utils.devices import resolve_device
+    device = resolve_device(args.device, "--device")  # 'gpu9', or cuda on a CPU machine: one line now
     names = list(dict.fromkeys(args.metric))  # a repeated name is scored once
     if len(names) < len(args.metric):
         _note(f"metric names given more than once are scored once: {', '.join(names)}")
@@ -214,12 +218,23 @@ def _score(args: argparse.Namespace) -> int:
     output = _check_output(args.output, target, args.ref, args.recursive, paths)
     workers = _workers(args.workers, len(paths))
     _check_weights(cards, args.backbone, args.adapter, adapter_owner)
-    if args.max_image_pixels is not None:  # the user's explicit opt-in, this process only
-        from PIL import Image
-        Image.MAX_IMAGE_PIXELS = _pixel_limit(args.max_image_pixels)
+    from PIL import Image
+    pixel_limit = Image.MAX_IMAGE_PIXELS  # main(argv) called from Python leaves the caller's limit
+    try:
+        if args.max_image_pixels is not None:  # the user's explicit opt-in, for this run only
+            Image.MAX_IMAGE_PIXELS = _pixel_limit(args.max_image_pixels)
+        return _score_and_write(args, cards, names, device, paths, output, workers, adapter_owner)
+    finally:
+        Image.MAX_IMAGE_PIXELS = pixel_limit
 
+
+def _score_and_write(args: argparse.Namespace, cards: Sequence[Any], names: List[str], device: Any,
+                     paths: List[Path], output: Optional[Path], workers: int,
+                     adapter_owner: Optional[str]) -> int:
+    """Build the metrics, score ``paths`` and write the CSV (to ``output`` or stdout); the exit status."""
     from .inference import create_metric
-    metrics = [create_metric(card.name, device=args.device, backbone=args.backbone,
+    target = Path(args.target)
+    metrics = [create_metric(card.name, device=device, backbone=args.backbone,
                              pretrained_model_path=args.adapter if card.name == adapter_owner else None,
                              precision=args.precision, crops=args.crops, num_crops=args.num_crops,
                              max_side=args.max_side or None, batch_size=args.batch_size)
@@ -243,6 +258,20 @@ def _score(args: argparse.Namespace) -> int:
           + (f"; {failed} could not be read (listed above)" if failed else "")
           + (f"; wrote {output}" if output else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    """The numeric options, checked under their command-line names before anything is read."""
+    from .inference.limits import check_num_crops  # torch-free
+    from .utils.errors import ConfigError
+    from .utils.options import check_int
+    check_num_crops(args.num_crops, "--num-crops")
+    check_int(args.max_side, "--max-side", 0, integral_floats=False)  # 0: never downscale
+    if args.batch_size is not None:
+        check_int(args.batch_size, "--batch-size", 1, integral_floats=False)
+    if args.max_image_pixels is not None and args.max_image_pixels < 0:
+        raise ConfigError(f"--max-image-pixels must be 0 (no limit beyond what fits in memory) or a "
+                          f"positive number of pixels, got {args.max_image_pixels}")
 
 
 def _adapter_owner(cards: Sequence[Any], adapter: Optional[str]) -> Optional[str]:

@@ -46,6 +46,7 @@ class Trainer:
         configure_threads(self.train_loader.num_workers)
         self.model = GeneralIQAModel(opt, self.device, is_train=True, world_size=self.world_size)
         self.best: Dict[str, Dict[str, float]] = {}
+        self.untrained: Dict[str, Dict[str, float]] = {}  # val.val_at_start: the test sets before training
         self.saved_at: Optional[tuple] = None  # (step, epoch) of the training state written last
         run.resume(self._restore)
         self.writer = run.start()  # everything checked: only now the experiment folder is created
@@ -128,6 +129,7 @@ class Trainer:
     def _restore(self, state: Dict[str, Any]) -> None:
         self.model.load_training_state(state)
         self.best = state["best"]
+        self.untrained = state.get("untrained", {})
 
     # ------------------------------------------------------------------------------------ loop
     def run(self) -> Dict[str, Any]:
@@ -139,6 +141,10 @@ class Trainer:
         val_freq = int(val_opt.get("val_freq", self.iters_per_epoch))
         logger.info("Start training from epoch %d, iteration %d", run.epoch, run.step)
         tic = time.time()
+        if run.step == 0 and val_opt.get("val_at_start", False):  # the baseline training is measured against
+            if self.has_val:
+                self.validate()
+            self.untrained = self.test(prefix="test_untrained", label="untrained network")
         for batch in run.batches(
                 self.train_loader, self.total_iter, self.iters_per_epoch,
                 # each sample's augmentation is drawn from (seed, epoch, index): a resumed epoch redraws it
@@ -265,13 +271,16 @@ class Trainer:
         ``best``: per ``val*`` set, the best key metric, its iteration and all metrics there (validating
         on the test part, this is the release's protocol); ``test``: the final network on each ``test*``
         set; ``test_best_network``: net_best.pth on each ``test*`` set (the honest protocol when ``val``
-        is a validation part carved out of training).
+        is a validation part carved out of training); ``test_untrained``: the network before its first
+        iteration on each ``test*`` set (``val.val_at_start``; empty otherwise), what training is measured
+        against.
         """
         if self.rank != 0:
             return
         payload = {"name": self.opt["name"], "iterations": self.runtime.step, "seconds": round(seconds, 3),
                    "feature_cache": self.cached, "cache_seconds": round(self.cache_seconds, 3),
-                   "best": self.best, "test": final, "test_best_network": best_network}
+                   "best": self.best, "test": final, "test_best_network": best_network,
+                   "test_untrained": self.untrained}
         self.runtime.write(lambda f: f.write(json.dumps(payload, indent=2).encode()),
                            self.runtime.paths.exp_dir / "results.json")
 
@@ -283,7 +292,8 @@ class Trainer:
     def save(self) -> None:
         """net_latest.pth and the training state of this iteration (all ranks' RNG states)."""
         self.save_network("net_latest.pth")
-        self.runtime.save_state(lambda: {**self.model.training_state(), "best": self.best})
+        self.runtime.save_state(lambda: {**self.model.training_state(), "best": self.best,
+                                         "untrained": self.untrained})
         self.saved_at = (self.runtime.step, self.runtime.epoch)
 
 

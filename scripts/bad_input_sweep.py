@@ -64,6 +64,7 @@ class Spec:
     check: Optional[Callable[[Any], Optional[str]]] = None  # (result) -> reason it is silent, or None
     kill_after: Optional[float] = None     # SIGKILL the run after this many seconds, then run `rerun`
     rerun: Optional[List[str]] = None
+    says: Optional[str] = None             # a success must say this (regex over stdout + stderr), e.g. a warning
 
 
 @dataclasses.dataclass
@@ -264,6 +265,8 @@ def run_case(case: Case, shared: "Shared", keep: bool, setup_only: bool = False)
         cls, detail = "crash", f"signal {-rc}"
     elif rc == 0:
         reason = spec.check(ctx) if spec.check else None
+        if not reason and spec.says and not re.search(spec.says, out + err):
+            reason = f"did not say /{spec.says}/"
         if reason:
             cls, detail = "silent", reason
         else:
@@ -542,7 +545,8 @@ def prepare_cases() -> List[Case]:
             ("csv-fifo", "fifo", "clear error"),
             ("csv-is-dir", "dir", "clear error"),
             ("csv-missing-column", lambda t: t.replace("mos_quality", "mos_qualityX").encode(), "clear error"),
-            ("csv-duplicate-rows", lambda t: (t + t.splitlines()[1] + "\n").encode(), "clear error"),
+            # a repeated line with the same score is kept once and logged (issue 18: real files repeat rows)
+            ("csv-duplicate-rows", lambda t: (t + t.splitlines()[1] + "\n").encode(), "ok|clear error"),
             ("csv-extra-cells", lambda t: t.replace(",0.6\n", ",0.6,extra,more\n", 1).encode(), "clear error"),
     ]:
         fn, exp = csv_case(content, expect)
@@ -681,9 +685,12 @@ def gen_cases() -> List[Case]:
                          ("image-column-unknown", ["--image-column", "nope"]),
                          ("facts-column-unknown", ["--facts-column", "nope"]),
                          ("mos-column-is-names", ["--mos-column", "image_name"]),
-                         ("api-key-env-unset", ["--api-key-env", "SWEEP_SURELY_UNSET_VAR"]),
-                         ("max-consecutive-failures-0", ["--max-consecutive-failures", "0"])]:
+                         ]:
         add(label, simple(extra=extra))
+    # documented successes: local OpenAI-compatible servers need no key (a placeholder is sent, and said);
+    # --max-consecutive-failures 0 means "never stop early" (--help)
+    add("api-key-env-unset", simple(extra=["--api-key-env", "SWEEP_SURELY_UNSET_VAR"]), "ok")
+    add("max-consecutive-failures-0", simple(extra=["--max-consecutive-failures", "0"]), "ok")
     add("endpoint-not-a-url", simple(endpoint="not a url"))
     add("endpoint-file-scheme", simple(endpoint="file:///etc/passwd"))
 
@@ -815,7 +822,7 @@ def purify_cases() -> List[Case]:
 
 def corpus_base(ctx: Ctx, lines: Optional[str] = None, extra: Sequence[str] = (), root: Optional[str] = None):
     d = ctx.shared.get("demo")
-    names = ["images/astronaut_pristine.png", "images/coffee_pristine.png", "images/chelsea_gblur1.png"]
+    names = ["images/astronaut_pristine.png", "images/coffee_pristine.png", "images/chelsea_darken1.png"]
     desc = ctx.write("desc.jsonl", lines if lines is not None else "".join(
         json.dumps({"image": n, "text": f"a photo number {i}"}) + "\n" for i, n in enumerate(names)))
     argv = [script("pyiqa-build-corpus"), "--descriptions", str(desc), "--root", root or str(d["root"]),
@@ -914,13 +921,13 @@ def clip_cases() -> List[Case]:
             return Spec(run(ctx, clip_opt(ctx.shared, "c", str(path))), protect=[path])
         return fn
     good = [{"image_path": f"images/{c}_{d}.png", "prompt": [f"a {d} photo"]}
-            for c in ("astronaut", "coffee", "chelsea") for d in ("pristine", "gblur1", "gblur3")]
+            for c in ("astronaut", "coffee", "chelsea") for d in ("pristine", "darken1", "darken3")]
     add("control", lambda ctx: Spec(run(ctx, clip_opt(ctx.shared, "c"))), "ok")
     add("corpus-control", corpus(good), "ok")
     add("corpus-image-dotdot", corpus(good + [{"image_path": "../../outside.png", "prompt": ["x"]}]))
     add("corpus-image-absolute", corpus(good + [{"image_path": "/etc/passwd", "prompt": ["x"]}]))
     add("corpus-empty-list", corpus([]))
-    add("corpus-prompt-not-text", corpus([{"image_path": "images/coffee_gblur3.png", "prompt": [3]}]))
+    add("corpus-prompt-not-text", corpus([{"image_path": "images/coffee_darken3.png", "prompt": [3]}]))
     add("corpus-is-dict", corpus({"a": 1}))
     for kind in ("zero", "fifo", "binary", "missing"):
         def fn(ctx, kind=kind):
@@ -1025,6 +1032,11 @@ def first_train_row(rows: List[List[str]]) -> int:
     return next(i for i, r in enumerate(rows) if i and r[col] == "train")
 
 
+def _has_cuda() -> bool:
+    import torch  # only here: listing the cases stays quick
+    return torch.cuda.is_available()
+
+
 def train_cases() -> List[Case]:
     C = "pyiqa-train"
     cases: List[Case] = []
@@ -1033,12 +1045,12 @@ def train_cases() -> List[Case]:
     def add(name, fn, expect="clear error", timeout=120, needs=()):
         cases.append(Case(f"train/{name}", C, fn, expect, timeout, needs))
 
-    def changed(*pairs, extra=()):
+    def changed(*pairs, extra=(), says=None):
         def fn(ctx):
             opt = train_opt(ctx.shared, "t")
             for key, value in zip(pairs[::2], pairs[1::2]):
                 set_key(opt, key, value)
-            return Spec(train_argv(ctx, opt, extra))
+            return Spec(train_argv(ctx, opt, extra), says=says)
         return fn
     add("control", changed(), "ok")
     for label, key, value in [
@@ -1057,16 +1069,23 @@ def train_cases() -> List[Case]:
             ("mos-range-reversed", "datasets.train.mos_range", [100, 0]),
             ("mos-range-nan", "datasets.train.mos_range", [float("nan"), 1]),
             ("manual-seed-text", "manual_seed", "abc"), ("manual-seed-huge", "manual_seed", 10 ** 40),
-            ("val-freq-0", "val.val_freq", 0), ("num-gpu-99", "num_gpu", 99),
+            ("val-freq-0", "val.val_freq", 0),
             ("name-dotdot", "name", "../../escaped_run"), ("name-absolute", "name", "/tmp/sweep_escaped_run"),
             ("name-empty", "name", ""), ("enlarge-1e100", "datasets.train.dataset_enlarge_ratio", 1e100),
             ("split-index-99", "datasets.train.split_index", 99), ("prompts-unknown", "network.prompts", ["qualty"]),
             ("backbone-missing", "network.backbone", "/nonexistent/bb.pt"),
             ("meta-missing", "datasets.train.meta_info_file", "/nonexistent/meta.csv"),
             ("dataroot-missing", "datasets.train.dataroot_target", "/nonexistent/root"),
-            ("val-null-beside-datasets-val", "val", None), ("datasets-null", "datasets", None),
+            ("datasets-null", "datasets", None),
             ("save-latest-freq-0", "logger.save_latest_freq", 0), ("print-freq-negative", "logger.print_freq", -5)]:
         add(label, changed(key, value))
+    # Allowed to succeed when they say so: a GPU config on a machine without CUDA trains on CPU with a warning
+    # (the release's YAMLs say num_gpu: 1); ``val: null`` beside datasets.val trains without validation (issue
+    # 19 leaves the choice: refuse, or train without validation and say which).
+    add("num-gpu-99", changed("num_gpu", 99, says=r"CUDA is not available: training on CPU"),
+        "clear error" if _has_cuda() else "ok|clear error")
+    add("val-null-beside-datasets-val", changed("val", None, says=r"training WITHOUT validation; datasets\.val is "
+                                                                 r"not used"), "ok|clear error")
     add("force-yml-malformed", changed(extra=["--force_yml", "train.total_iter"]))
     add("force-yml-tag", lambda ctx: Spec(train_argv(ctx, train_opt(ctx.shared, "t"),
                                                      ["--force_yml", f"name={ctx.yaml_tag()}"])))
@@ -1135,8 +1154,10 @@ def train_cases() -> List[Case]:
         train_opt(ctx.shared, "t"), "network.backbone", str(ctx.write("bb.pt", "not a model"))))))
     add("backbone-is-adapter-checkpoint", lambda ctx: Spec(train_argv(ctx, set_key(
         train_opt(ctx.shared, "t"), "network.backbone", str(ctx.shared.get("checkpoint")["net"])))), needs=N)
+    # a training state holds the network's weights (resuming needs them): loading them strictly is right
     add("pretrain-is-training-state", lambda ctx: Spec(train_argv(ctx, set_key(
-        train_opt(ctx.shared, "t"), "path.pretrain_network_g", str(ctx.shared.get("checkpoint")["state"])))), needs=N)
+        train_opt(ctx.shared, "t"), "path.pretrain_network_g", str(ctx.shared.get("checkpoint")["state"]))),
+        says=r"Loaded network weights from \S+\.state \(strict=True\)"), "ok|clear error", needs=N)
 
     def auto_resume_planted(ctx):
         ctx.plant_pickle("experiments/t/training_states/9.state")
@@ -1305,7 +1326,9 @@ def train_cases() -> List[Case]:
     tadd("ckpt-fifo", with_ckpt(lambda ctx: ctx.special("n.pth", "fifo")))
     tadd("ckpt-text", with_ckpt(lambda ctx: ctx.write("n.pth", "text")))
     tadd("ckpt-missing", with_ckpt(lambda ctx: ctx.dir / "none.pth"))
-    tadd("ckpt-is-training-state", with_ckpt(lambda ctx: ctx.shared.get("checkpoint")["state"]))
+    tadd("ckpt-is-training-state", lambda ctx: dataclasses.replace(with_ckpt(
+        lambda c: c.shared.get("checkpoint")["state"])(ctx), says=r"Loaded network weights from \S+\.state \(strict="
+                                                              r"True\)"), "ok|clear error")  # as above
     tadd("ckpt-is-backbone", with_ckpt(lambda ctx: ctx.shared.get("backbone")))
 
     def nan_ckpt(ctx):
@@ -1409,7 +1432,16 @@ def protocol_cases() -> List[Case]:
         return spec
     zadd("dataroot-missing-folder", missing_root)
     zadd("dataroot-is-file", zs(dataroot=lambda c: str(c.write("f", "x"))))
-    zadd("dataroot-etc", zs(dataroot=lambda c: "/etc"))
+    def unrelated_root(ctx):
+        # a folder of the user's own files, not a dataset (the case once named /etc: as root, a build was
+        # written there); nothing may be created in it
+        mine = ctx.write("mine/notes.txt", "my own files")
+        spec = zs(dataroot=lambda c: str(mine.parent))(ctx)
+        spec.protect = [mine]
+        spec.check = lambda c: (f"!wrote into the named --dataroot: {sorted(x.name for x in mine.parent.iterdir())}"
+                                if sorted(x.name for x in mine.parent.iterdir()) != ["notes.txt"] else None)
+        return spec
+    zadd("dataroot-unrelated-folder", unrelated_root)
     zadd("dataroot-no-equals", lambda ctx: Spec(zs()(ctx).argv[:4] + ["demo"] + zs()(ctx).argv[5:]))
     for label, extra in [("dataset-unknown", ["--datasets", "koniq11k"]), ("limit-0", ["--limit", "0"]),
                          ("limit-negative", ["--limit", "-1"]), ("limit-1e100", ["--limit", "1e100"]),

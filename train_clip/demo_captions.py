@@ -2,7 +2,7 @@
 
 Mirrors the release's data construction (reference section 5) without an MLLM: the MOS is normalised
 and cut into five equal-width levels (bad, poor, fair, good, perfect; top 20 % -> perfect), and each
-image gets several captions that combine that level word with its distortion, e.g. "a heavily blurred
+image gets several captions that combine that level word with its distortion, e.g. "a heavily underexposed
 photo of poor quality". Captions use the words of UniQA's quality prompts ("poor image"), so the
 zero-shot prompt score of the pre-trained CLIP becomes meaningful.
 
@@ -36,6 +36,8 @@ DISTORTION_WORDS: Dict[str, Tuple[Tuple[str, ...], str]] = {
     "gnoise": (("noisy", "grainy"), "noise"),
     "jpeg": (("JPEG-compressed", "blocky"), "compression artifacts"),
     "contrast": (("low-contrast", "washed-out"), "low contrast"),
+    "darken": (("underexposed", "dark"), "underexposure"),
+    "desaturate": (("desaturated", "colourless"), "colour loss"),
 }
 
 

@@ -110,6 +110,9 @@ class Trainer:
         self.steps_per_epoch = self.sampler.per_rank // self.batch
         self.total_steps = int(tr["total_steps"]) if tr.get("total_steps") else int(tr["epochs"]) * self.steps_per_epoch
         self.warmup = int(tr.get("warmup_steps", DEFAULTS["warmup_steps"]))
+        if self.warmup > self.total_steps:  # a shortened smoke run: allowed, but said
+            logger.warning("'train.warmup_steps' is %d, longer than the run (%d steps): the learning rate stays "
+                           "below 'train.lr' throughout", self.warmup, self.total_steps)
         logger.info("%d image-caption entries; global batch %d = %d process(es) x %d%s; %d steps per epoch, "
                     "%d steps", len(samples), self.global_batch, self.world_size, self.batch,
                     f" ({self.accum} accumulated micro-batches)" if self.accum > 1 else "",

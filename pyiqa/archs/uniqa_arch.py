@@ -15,6 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..inference.limits import check_num_crops
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.precision import weight_dtype
 from ..utils.registry import ARCH_REGISTRY, closest
@@ -180,8 +181,7 @@ class UniQA(nn.Module):
         if test_crop not in TEST_CROPS:
             raise ConfigError(f"Unknown test_crop '{test_crop}'.{closest(test_crop, TEST_CROPS)} "
                               f"Valid values: {list(TEST_CROPS)}")
-        if not isinstance(num_crops, int) or num_crops < 1:
-            raise ConfigError(f"'num_crops' must be a positive integer, got {num_crops!r}")
+        check_num_crops(num_crops)  # 10**8 crops would run for hours instead of failing
         if drop_pos_embedding and pos_embedding:
             raise ConfigError("'drop_pos_embedding: true' only applies with 'pos_embedding: false' "
                               "(it reproduces the release's dropped positional embedding).")

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader, Dataset, default_collate
 from ..utils.errors import ConfigError, DataError
 from ..utils.options import check_int
 from ..utils.registry import DATASET_REGISTRY
+from ..utils.threads import MAX_LOADER_WORKERS
 from .resumable_sampler import ResumableSampler
 
 logger = logging.getLogger(__name__)
@@ -104,7 +105,7 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], phase: str, seed: in
     batch_size = check_int(opt.get("batch_size_per_gpu", 1), f"{where}.batch_size_per_gpu", 1,
                            integral_floats=False)
     workers = check_int(opt.get("num_worker_per_gpu", 0), f"{where}.num_worker_per_gpu", 0,
-                        integral_floats=False)
+                        integral_floats=False, maximum=MAX_LOADER_WORKERS)
     shuffle = opt.get("use_shuffle", True)
     if not isinstance(shuffle, bool):
         raise ConfigError(f"'{where}.use_shuffle' must be true or false, got {shuffle!r}")

@@ -7,6 +7,12 @@ without fetching a benchmark. 10 contents x (1 pristine + 4 distortions x 3 leve
 70/10/20 train/val/test variant (one more content held out for validation) as split columns
 ``ratio712_seed123_split_NN``. Output is deterministic (seeded noise).
 
+The distortions are global ones (darkening, colour loss, contrast loss, strong noise; KADID-10k has all
+four kinds) because the demo's backbone is a tiny CLIP with random weights: its embedding registers an
+image's global colour statistics but barely moves under blur or JPEG (cosine distance pristine ->
+heaviest level, averaged over the 10 contents: darken 0.107, contrast 0.018-0.046, desaturate 0.035,
+noise 0.003-0.011, blur 0.0004, JPEG 0.0007), so with blur and JPEG the adapter had nothing to learn.
+
 Usage: ``python -m pyiqa.data.demo_dataset --root datasets/demo``
 """
 from __future__ import annotations
@@ -30,7 +36,7 @@ from ..utils.errors import OutputError
 
 logger = logging.getLogger(__name__)
 
-BUILD_VERSION = 2  # bump when the output changes, so existing builds are redone
+BUILD_VERSION = 3  # bump when the output changes, so existing builds are redone
 SIZE = (384, 288)  # (W, H), 4:3 like KonIQ
 SEED = 123
 NUM_SPLITS = 10
@@ -55,10 +61,10 @@ CONTENTS: Dict[str, Tuple[str, Tuple[float, float, float, float]]] = {
 LEVELS = (1, 2, 3)
 # distortion -> (parameter per level, MOS offset); contrast reduction is rated a little milder.
 DISTORTIONS: Dict[str, Tuple[Sequence[float], float]] = {
-    "gblur": ((1.0, 2.5, 5.0), 0.0),        # Gaussian blur radius (pixels)
-    "gnoise": ((10.0, 25.0, 50.0), -2.0),   # noise std on the 0-255 scale
-    "jpeg": ((30, 12, 4), 1.0),             # JPEG quality
-    "contrast": ((0.7, 0.45, 0.25), 3.0),   # contrast factor (1 = unchanged)
+    "darken": ((0.75, 0.5, 0.25), 0.0),       # brightness factor (1 = unchanged)
+    "desaturate": ((0.5, 0.2, 0.0), 2.0),     # colour saturation factor (0 = grey)
+    "contrast": ((0.6, 0.35, 0.15), 3.0),     # contrast factor (1 = unchanged)
+    "gnoise": ((20.0, 50.0, 100.0), -2.0),    # noise std on the 0-255 scale
 }
 PRISTINE_MOS = 90.0
 LEVEL_MOS = {1: 68.0, 2: 45.0, 3: 21.0}
@@ -89,8 +95,13 @@ def _load_content(func_name: str, region: Tuple[float, float, float, float]) -> 
 
 
 def distort_image(img: Image.Image, kind: str, param: float, rng: np.random.Generator) -> Image.Image:
-    """``img`` with one distortion of strength ``param``: 'gblur' (radius), 'gnoise' (std on 0-255),
-    'jpeg' (quality) or 'contrast' (factor); noise drawn from ``rng``."""
+    """``img`` with one distortion of strength ``param``: 'darken' (brightness factor), 'desaturate'
+    (colour factor), 'contrast' (factor), 'gnoise' (std on 0-255), 'gblur' (radius) or 'jpeg' (quality);
+    noise drawn from ``rng``."""
+    if kind == "darken":
+        return ImageEnhance.Brightness(img).enhance(param)
+    if kind == "desaturate":
+        return ImageEnhance.Color(img).enhance(param)
     if kind == "gblur":
         return img.filter(ImageFilter.GaussianBlur(radius=param))
     if kind == "gnoise":
@@ -128,7 +139,8 @@ def demo_paths(root: Path) -> Dict[str, Path]:
             "split_file": root / "demo_split.pkl"}
 
 
-def _is_complete(root: Path) -> bool:
+def is_complete(root: Path) -> bool:
+    """A finished build of this version under ``root`` (its marker is written last)."""
     marker = root / MARKER
     try:
         info = json.loads(marker.read_text())
@@ -169,7 +181,7 @@ def _build_demo_dataset(root: Union[str, Path], force: bool = False,
     result: Dict[str, object] = {**paths, "num_images": len(CONTENTS) * (1 + len(DISTORTIONS) * len(LEVELS)),
                                  "num_splits": NUM_SPLITS, "split_column_prefix": "ratio802_seed123_split_",
                                  "val_split_column_prefix": "ratio712_seed123_split_"}
-    if not force and _is_complete(root):
+    if not force and is_complete(root):
         logger.info("Demo dataset already complete at %s", root)
         return {**result, "built": False}
     (root / MARKER).unlink(missing_ok=True)

@@ -52,6 +52,7 @@ from ..utils import dist
 from ..utils.atomic import write_bytes
 from ..utils.bounded_read import read_bounded
 from ..utils.errors import ConfigError, DataError, OutputError
+from ..utils.worker_guard import guarded_batches, reading_failed
 from .failures import sample_seed
 from .feature_shards import SHARD_JSON_LIMIT, FeatureTable
 
@@ -271,7 +272,7 @@ class FeatureCache:
             bar = tqdm(total=len(rows), desc=f"cache {what}", unit="img", disable=not progress,
                        mininterval=2.0)
             pending: List[Tuple[int, torch.Tensor]] = []
-            for row, crops in loader:
+            for row, crops in guarded_batches(loader, reading_failed(f"the images of the {what} feature cache")):
                 pending.append((row, crops))
                 if sum(c.shape[0] for _, c in pending) >= self.batch_crops or len(pending) == len(chunk) - len(buffer):
                     for feats in self._embed([c for _, c in pending]):

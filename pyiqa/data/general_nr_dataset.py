@@ -25,6 +25,7 @@ from .transforms import RANDOM_KEYS, build_transform
 logger = logging.getLogger(__name__)
 
 PHASES = ("train", "val", "test")
+OUT_OF_RANGE_MARGIN = 0.25  # a MOS this far (share of the span) outside mos_range is refused
 
 
 @DATASET_REGISTRY.register()
@@ -108,7 +109,7 @@ class GeneralNRDataset(Dataset):
         self.rows: List[int] = rows * dataset_enlarge_ratio
         mos = self.table[self.mos_column].iloc[rows].to_numpy(dtype=np.float64)
         self.labels = {r: np.float32(v) for r, v in zip(rows, self._to_label(mos))}
-        self._warn_out_of_range(mos)
+        self._check_mos_in_range(rows, mos, where)
 
         if augment and phase != "train" and any(k in augment for k in RANDOM_KEYS):
             logger.warning("%s: random augmentation %s in phase '%s' makes evaluation non-deterministic",
@@ -147,10 +148,24 @@ class GeneralNRDataset(Dataset):
         norm = (mos - lo) / (hi - lo)
         return 1.0 - norm if self.lower_better else norm
 
-    def _warn_out_of_range(self, mos: np.ndarray) -> None:
+    def _check_mos_in_range(self, rows: List[int], mos: np.ndarray, where: str) -> None:
+        """Refuse MOS far outside ``mos_range`` (a wrong column or scale); warn about near misses.
+
+        Published scores can pass their nominal scale a little (LIVE's realigned DMOS reaches 111.8 on
+        0-100), so only a value more than a quarter of the span outside the range is an error.
+        """
         if self.mos_range is None or mos.size == 0:
             return
         lo, hi = self.mos_range
+        margin = OUT_OF_RANGE_MARGIN * (hi - lo)
+        far = np.flatnonzero((mos < lo - margin) | (mos > hi + margin))
+        if far.size:
+            row = self.csv_row(rows[int(far[0])])
+            raise DataError(f"Meta info CSV '{self.meta_info_file}': row {row} (line {row + 2}) has MOS "
+                            f"{mos[far[0]]:g} in column '{self.mos_column}', far outside "
+                            f"'{where}.mos_range' [{lo:g}, {hi:g}] (more than {OUT_OF_RANGE_MARGIN:.0%} of "
+                            f"its span; {far.size} such row(s)); is mos_range the scale of this file, and "
+                            f"'{self.mos_column}' its score column?")
         outside = int(((mos < lo) | (mos > hi)).sum())
         if outside:
             logger.warning("%s: %d MOS value(s) outside mos_range [%g, %g] (observed [%g, %g])",

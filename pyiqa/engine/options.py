@@ -22,6 +22,7 @@ from ..utils.experiment import check_run_name
 from ..utils.options import (apply_overrides, check_bool, check_int, check_positive_number, check_section,
                              dataset_phase, load_yaml)
 from ..utils.precision import check_precision
+from ..utils.threads import MAX_LOADER_WORKERS
 from ..utils.registry import METRIC_REGISTRY, closest
 
 # section -> {key: required?}. ``None`` as a schema means "validated by the constructor it feeds".
@@ -34,7 +35,8 @@ SCHEMA: Dict[str, Any] = {
     "train": {"optim": True, "scheduler": False, "total_iter": False, "total_epoch": False,
               "warmup_iter": False, "mos_loss_opt": True, "metric_loss_opt": False, "grad_clip_norm": False,
               "feature_cache": False, "views_per_image": False, "feature_cache_dir": False},
-    "val": {"val_freq": False, "save_img": False, "pbar": False, "key_metric": False, "metrics": True},
+    "val": {"val_freq": False, "val_at_start": False, "save_img": False, "pbar": False, "key_metric": False,
+            "metrics": True},
     "logger": {"print_freq": False, "save_checkpoint_freq": False, "save_latest_freq": False,
                "keep_checkpoints": False, "use_tb_logger": False, "wandb": False},
     "dist_params": {"backend": False, "port": False},
@@ -119,7 +121,8 @@ def _check_datasets(datasets: Any, is_train: bool) -> None:
         if "batch_size_per_gpu" in d_opt:
             check_int(d_opt["batch_size_per_gpu"], f"{where}.batch_size_per_gpu", 1, integral_floats=False)
         if "num_worker_per_gpu" in d_opt:
-            check_int(d_opt["num_worker_per_gpu"], f"{where}.num_worker_per_gpu", 0, integral_floats=False)
+            check_int(d_opt["num_worker_per_gpu"], f"{where}.num_worker_per_gpu", 0, integral_floats=False,
+                      maximum=MAX_LOADER_WORKERS)
         check_bool(d_opt, "use_shuffle", f"{where}.use_shuffle")
         _check_augment_sizes(d_opt.get("augment"), f"{where}.augment")
     if is_train and "train" not in datasets:
@@ -229,6 +232,7 @@ def _check_val(val: Dict[str, Any]) -> None:
     if "val_freq" in val:
         check_int(val["val_freq"], "val.val_freq", 1)
     check_bool(val, "pbar", "val.pbar")
+    check_bool(val, "val_at_start", "val.val_at_start")
     metrics = val["metrics"]
     if not isinstance(metrics, dict) or not metrics:
         raise ConfigError(f"'val.metrics' must map names to metrics, e.g. {{srcc: {{type: calculate_srcc}}}}, "

@@ -21,13 +21,14 @@ import yaml
 
 from ..utils import dist
 from ..utils.checkpoint import atomic_write, is_write_failure, load_checkpoint
-from ..utils.errors import CheckpointError, DataError, OutputError
-from ..utils.experiment import ExperimentPaths, RunLock, release_locks, resume_candidates
+from ..utils.errors import CheckpointError, ConfigError, DataError, OutputError, TrainingError
+from ..utils.experiment import (ExperimentPaths, RunLock, check_is_folder_or_absent, release_locks,
+                                resume_candidates)
 from ..utils.logger import ScalarWriter, attach_log_file, setup_logging
 from ..utils.rng import get_rng_state, set_random_seed, set_rng_state
 from ..utils.shipped_configs import add_config_arguments, resolve_option_file
 from ..version import __version__
-from .worker_guard import guard_loader, loader_failure, worker_error
+from ..utils.worker_guard import guarded_batches, worker_error
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ def select_device(num_gpu: Any, local_rank: int) -> torch.device:
         if num_gpu != "auto":
             logger.warning("num_gpu: %s but CUDA is not available: training on CPU", num_gpu)
         return torch.device("cpu")
+    count = torch.cuda.device_count()
+    if isinstance(num_gpu, int) and not isinstance(num_gpu, bool) and num_gpu > count:
+        raise ConfigError(f"'num_gpu' is {num_gpu} but this machine has {count} CUDA device(s); write a number "
+                          "up to that, or auto (one process per GPU: launch with torchrun)")
     return torch.device("cuda", local_rank)
 
 
@@ -95,6 +100,7 @@ class Run:
         if args.launcher == "pytorch":
             self.rank, local_rank, self.world_size = dist.init_dist((opt.get("dist_params") or {}).get("backend"))
         self.paths = ExperimentPaths(Path(args.root), opt["name"])
+        check_is_folder_or_absent(self.paths.exp_dir)  # before anything is created
         self.candidates = resume_candidates(opt, self.paths, args.auto_resume)
         self.resume_from: Optional[Path] = None
         # console now; the file (and the folder) only once start() knows the run is valid
@@ -235,20 +241,10 @@ class Run:
     def _guarded(self, loader: Any) -> Iterator[Any]:
         """``loader``'s batches; a failed DataLoader worker (a batch it could not send, e.g. disk or
         shared memory full, or a worker that died) ends the run with one TrainingError, never a hang."""
-        guard_loader(loader)
-        batches = iter(loader)
-        while True:
-            try:
-                batch = next(batches)
-            except StopIteration:
-                return
-            except RuntimeError as err:
-                reason = loader_failure(err)
-                if reason is None:
-                    raise
-                good = next(iter(self.paths.state_files()), None)
-                raise worker_error(reason, self.step + 1, self.epoch, good) from None
-            yield batch
+        def failed(reason: str) -> TrainingError:
+            good = next(iter(self.paths.state_files()), None)
+            return worker_error(reason, self.step + 1, self.epoch, good)
+        return guarded_batches(loader, failed)
 
     # ------------------------------------------------------------------------------------ saving
     def save_state(self, payload: Callable[[], Dict[str, Any]]) -> Optional[Path]:

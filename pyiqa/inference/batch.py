@@ -18,6 +18,7 @@ from tqdm import tqdm
 from ..archs.crops import CropSpec, make_crops
 from ..data.image_io import decode_image
 from ..utils.errors import DataError
+from ..utils.worker_guard import guarded_batches, reading_failed
 from .images import pil_to_tensor
 
 if TYPE_CHECKING:
@@ -80,7 +81,7 @@ def score_files(metrics: Sequence["InferenceMetric"], paths: Sequence[Path], bat
                file=sys.stderr)  # never into a CSV written to stdout
     try:
         with torch.no_grad():
-            for batch in loader:
+            for batch in guarded_batches(loader, reading_failed(f"{len(paths)} images to score")):
                 ok = [(i, crops) for i, crops, _ in batch if crops is not None]
                 crops = [c for _, c in ok]
                 rows = (torch.stack([m.net.score_crops(crops) for m in metrics], dim=1).tolist()

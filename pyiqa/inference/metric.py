@@ -18,11 +18,13 @@ import torch.nn as nn
 from ..archs.crops import CropSpec, make_crops
 from ..archs.model_cards import list_models  # torch-free, so listing stays instant; re-exported
 from ..archs.uniqa_arch import MODEL_CARDS, TEST_CROPS, ModelCard, UniQA
+from ..utils.devices import resolve_device
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.precision import resolve_precision
 from ..utils.registry import closest
 from . import weights
 from .images import DEFAULT_MAX_SIDE, InputError, chunks, load_item, split_inputs
+from .limits import check_num_crops
 
 logger = logging.getLogger(__name__)
 
@@ -222,7 +224,8 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
         name: a model card name, e.g. 'uniqa' (zero-shot) or 'uniqa-koniq' (trained adapter).
         as_loss: keep gradients: the output is a differentiable loss (higher score = better image);
             the input range is then not checked (as in IQA-PyTorch).
-        device: 'cpu', 'cuda', ...; default CUDA when available.
+        device: 'cpu', 'cuda', 'cuda:N' (or a torch.device); default CUDA when available. A device
+            this machine lacks is a ConfigError here, not a failure later.
         backbone: path of UniQA_weight.pt, or 'random'/'random-tiny' (untrained; demos and tests);
             default: looked up in $PYIQA_WEIGHTS_DIR, then $TORCH_HOME/hub/pyiqa.
         pretrained_model_path: the trained adapter checkpoint of an adapter card (same lookup). The
@@ -232,7 +235,8 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
             'auto' (bf16 where the hardware makes it fast, else fp32).
         crops: test-crop protocol, one of TEST_CROPS; default the release's 10 crops, drawn from a
             generator seeded per image so a score depends only on the image.
-        num_crops: crops per image for 'random10', 'random10-global' and 'grid'.
+        num_crops: crops per image for 'random10', 'random10-global' and 'grid' (1 to 1000,
+            limits.MAX_NUM_CROPS).
         crop_seed, seed: the seed of that per-image generator (default 0); ``seed`` is IQA-PyTorch's
             name for it. 'random10-global' draws from torch's global RNG instead.
         check_input_range: refuse float tensors outside [0, 1] (always off with ``as_loss``).
@@ -255,8 +259,7 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
     loss_weight = 1.0 if loss_weight is None else loss_weight
     _check_options(card, crops, num_crops, loss_reduction, max_side, batch_size, metric_mode,
                    loss_weight)
-    dev = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    dev = resolve_device(device, "device")
     precision = resolve_precision(precision, dev, where="precision")
 
     backbone_path, adapter_path = _resolve_files(card, backbone, pretrained_model_path)
@@ -329,6 +332,7 @@ def _check_options(card: ModelCard, crops: str, num_crops: int, loss_reduction: 
     if metric_mode is not None and metric_mode != card.metric_mode:
         raise ConfigError(f"'{card.name}' is a {card.metric_mode} (no-reference) metric; got "
                           f"metric_mode={metric_mode!r}.")
-    for key, value in (("num_crops", num_crops), ("max_side", max_side), ("batch_size", batch_size)):
-        if value is not None and (not isinstance(value, int) or value < 1):
+    check_num_crops(num_crops)  # bounded: 10**8 crops per image would run for hours, not fail
+    for key, value in (("max_side", max_side), ("batch_size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"'{key}' must be a positive integer, got {value!r}")

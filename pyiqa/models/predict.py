@@ -8,6 +8,8 @@ import torch
 import torch.nn as nn
 from tqdm import tqdm
 
+from ..utils.worker_guard import guarded_batches, reading_failed
+
 
 @torch.no_grad()
 def predict(net: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.device, desc: str = "",
@@ -36,7 +38,8 @@ def predict(net: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.d
         preds: List[float] = []
         mos: List[float] = []
         paths: List[str] = []
-        for batch in tqdm(loader, desc=desc, disable=not pbar, leave=False):
+        batches = guarded_batches(loader, reading_failed(desc or "the evaluation images"))
+        for batch in tqdm(batches, total=len(loader) if hasattr(loader, "__len__") else None, desc=desc, disable=not pbar, leave=False):
             if "feat" in batch:  # cached embeddings of each image's test crops (N, T, D)
                 out = net(batch["feat"].to(device), embedded=True)
             else:

@@ -5,6 +5,12 @@
 - ``<results>/zero_shot/<dataset>.json`` (pyiqa-eval-zero-shot): zero-shot correlations of the
   single cue (``uniqa-single``) and the ensemble (``uniqa``).
 
+A correlation is a number in [-1, 1]. A zero-shot file may hold NaN for one: the project's metrics
+return NaN when the predictions or the labels are constant (an untrained backbone, a handful of images),
+and the table shows it as "undefined". A summary may not: the split runner's statistics are over the
+finite values only and it writes null where there is none, so NaN there, or any number outside its range,
+is refused.
+
 A file that cannot be read or does not have that form raises DataError naming the file and the key;
 :func:`collect_results` skips such files with a warning (or, ``strict``, stops at the first). Every file
 read here is a user's: only regular files (a link to one is fine) of at most :data:`JSON_LIMIT` bytes
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +40,7 @@ METRICS = ("srcc", "plcc", "krcc")
 STATS = ("median", "mean", "std", "n")
 ZERO_SHOT_MODELS = {"uniqa-single": "single", "uniqa": "ensemble"}
 JSON_LIMIT = 4 * MiB     # result JSONs and the run configs they name: kilobytes in practice
+_SLACK = 1e-9            # float rounding at the ends of [-1, 1]
 
 
 @dataclass
@@ -128,7 +136,7 @@ def _need(data: Dict[str, Any], key: str, kind: Any, what: str, path: Path, wher
 
 def _number(value: Any, where: str, path: Path) -> Optional[float]:
     """A number, or None for null (the split runner writes null for a median of no finite values and for
-    the std of one split). NaN is kept and shown as 'nan'."""
+    the std of one split)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -136,20 +144,53 @@ def _number(value: Any, where: str, path: Path) -> Optional[float]:
     return float(value)
 
 
+def _correlation(value: Optional[float], where: str, path: Path) -> Optional[float]:
+    """``value`` unless it is a number no correlation can be: outside [-1, 1] or infinite (NaN passes;
+    the caller decides what NaN means)."""
+    if value is not None and not math.isnan(value) and not -1.0 - _SLACK <= value <= 1.0 + _SLACK:
+        raise DataError(f"{path}: '{where}' is {value!r}, which no correlation can be: SRCC, PLCC and KRCC "
+                        f"lie in [-1, 1] (the file was edited, or written by something other than pyiqa)")
+    return value
+
+
+def _stat(value: Any, metric: str, stat: str, where: str, path: Path) -> Optional[float]:
+    """One statistic of a summary: null, or a finite number that fits the statistic (a correlation for
+    median and mean, >= 0 for std, a whole count for n). NaN is refused: the split runner takes its
+    statistics over the finite values only and writes null where there is none."""
+    number = _number(value, where, path)
+    if number is None:
+        return None
+    if math.isnan(number):
+        raise DataError(f"{path}: '{where}' is NaN; pyiqa-run-splits takes its statistics over the finite "
+                        f"values only and writes null where there is none, so NaN means the file was edited "
+                        f"or written by something else (null: no value)")
+    if stat == "n" and not (number >= 0 and number.is_integer()):
+        raise DataError(f"{path}: '{where}' must be the number of splits (a whole number >= 0), got {value!r}")
+    if stat == "std" and not 0.0 <= number < math.inf:
+        raise DataError(f"{path}: '{where}' must be a standard deviation (>= 0), got {value!r}")
+    if stat in ("median", "mean") and metric in METRICS:
+        _correlation(number, where, path)
+    elif math.isinf(number):
+        raise DataError(f"{path}: '{where}' must be finite, got {value!r}")
+    return number
+
+
 def _metrics(block: Any, where: str, path: Path, stats: bool) -> Dict[str, Any]:
-    """``{metric: {median, mean, std, n}}`` (``stats``) or ``{metric: number}``; unknown metrics are
-    kept, a malformed value is an error naming it."""
+    """``{metric: {median, mean, std, n}}`` (``stats``, a summary) or ``{metric: number}`` (a zero-shot
+    file: NaN is an undefined correlation, see the module doc); unknown metrics are kept, a malformed
+    or impossible value is an error naming it."""
     if not isinstance(block, dict):
         raise DataError(f"{path}: '{where}' must be an object of metrics, got {block!r}")
     out: Dict[str, Any] = {}
     for metric, value in block.items():
         at = f"{where}.{metric}"
         if not stats:
-            out[metric] = _number(value, at, path)
+            number = _number(value, at, path)
+            out[metric] = _correlation(number, at, path) if metric in METRICS else number
             continue
         if not isinstance(value, dict) or "median" not in value:
             raise DataError(f"{path}: '{at}' must be an object with median, mean, std, n; got {value!r}")
-        out[metric] = {k: _number(value[k], f"{at}.{k}", path) for k in STATS if k in value}
+        out[metric] = {k: _stat(value[k], metric, k, f"{at}.{k}", path) for k in STATS if k in value}
     return out
 
 
@@ -227,6 +268,8 @@ def read_zero_shot(path: str | Path) -> ZeroShotResult:
     data = read_json_object(path)
     dataset = _need(data, "dataset", str, "the dataset's name", path)
     images = _need(data, "images", int, "the number of images scored", path)
+    if images < 1:
+        raise DataError(f"{path}: 'images' must be the number of images scored (>= 1), got {images!r}")
     backbone = _need(data, "backbone", str, "the backbone's path or name", path)
     random_weights = _need(data, "random_weights", bool, "true or false", path)
     models_raw = _need(data, "models", dict, "an object of model -> {srcc, plcc, krcc}", path)

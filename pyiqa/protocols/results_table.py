@@ -17,12 +17,18 @@ the others are listed under "Other results" with their numbers. Of several zero-
 
 A run's backbone is read from the per-split YAMLs beside its summary, else from the config it names
 (result_files.config_backbone); ``random``/``random-tiny`` there, or ``random_weights: true`` in a
-zero-shot file, puts a loud warning at the top and marks the backbone row. A malformed result file is
-skipped with a warning and listed at the end of the Markdown (``strict``: the error stops the build).
+zero-shot file, puts a loud warning at the top and marks the backbone row. A malformed result file, or one
+holding a number no correlation can be, is skipped with a warning and listed at the end of the Markdown
+(``strict``: the error stops the build). A NaN correlation of a zero-shot file (constant predictions) is
+shown as "undefined", with a note saying why.
+
+TABLE.md names files relative to the results folder (where the runs wrote them) or in the package, never
+elsewhere. TABLE.png (results_chart) draws every SRCC of ours the tables show in a paper cell beside the
+paper's, and every result that fits no paper cell (the demo's) alone; random weights are flagged on it.
 """
 from __future__ import annotations
 
-import io
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -31,8 +37,10 @@ from pyiqa.utils.atomic import write_bytes
 
 from .paper_results import FEW_LABELS, PAPER_YAML, load_paper_results
 from .result_files import Results, RunSummary, ZeroShotResult, collect_results
+from .results_chart import ChartPoint, render_png
 
 NA = "n/a"
+UNDEFINED = "undefined"   # a NaN correlation of a zero-shot file (see result_files)
 MD_NAME, PNG_NAME = "TABLE.md", "TABLE.png"
 
 
@@ -48,6 +56,7 @@ class Selection:
     full: Dict[str, Pick]                 # dataset -> full-label run
     few: Dict[Tuple[str, int], Pick]      # (dataset, labels) -> few-label run
     zero: Dict[str, Pick]                 # dataset -> zero-shot file
+    root: Path = Path(".")                # the results folder: TABLE.md names files relative to it
 
 
 @dataclass
@@ -75,18 +84,30 @@ def select(paper: Dict[str, Any], results: Results) -> Selection:
            for ds in paper["few_label"]["datasets"] for n in FEW_LABELS}
     zero = {ds: _pick([z for z in results.zero_shot if z.dataset == ds], lambda z: (z.mtime, z.path.name))
             for ds in paper["zero_shot"]["datasets"]}
-    return Selection(full, few, zero)
+    return Selection(full, few, zero, results.root)
 
 
 # ----------------------------------------------------------------------------------------------- cells
 def fmt(x: Optional[float]) -> str:
-    """Three decimals, 'n/a' for a missing value."""
-    return NA if x is None else f"{x:.3f}"
+    """Three decimals, 'n/a' for a missing value, 'undefined' for NaN."""
+    if x is None:
+        return NA
+    return UNDEFINED if math.isnan(x) else f"{x:.3f}"
 
 
 def diff(ours: Optional[float], paper: Optional[float]) -> str:
-    """ours - paper with its sign, three decimals; 'n/a' when either is missing."""
-    return NA if ours is None or paper is None else f"{ours - paper:+.3f}"
+    """ours - paper with its sign, three decimals; 'n/a' when either is missing, 'undefined' for NaN."""
+    if ours is None or paper is None:
+        return NA
+    return UNDEFINED if math.isnan(ours) else f"{ours - paper:+.3f}"
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """``path`` as TABLE.md names it: relative to the results folder (where the run wrote it)."""
+    try:
+        return path.relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def pair(a: str, b: str) -> str:
@@ -184,12 +205,13 @@ def zero_shot_table(paper: Dict[str, Any], sel: Selection) -> List[str]:
                                             for z, e in zip(files, entries.values())]]]
     rows += [["images", *[str(z.images) if z else NA for z in files]],
              ["backbone", *[backbone_label(z.backbone, z.random_weights) if z else NA for z in files]],
-             ["file", *[z.path.name if z else NA for z in files]]]
-    notes = [f"{e['column']}: {1 + len(sel.zero[ds].others)} files fit; shown: {sel.zero[ds].chosen.path.name} "
-             f"(newest); also: " + ", ".join(o.path.name for o in sel.zero[ds].others)
+             ["file", *[shown_path(z.path, sel.root) if z else NA for z in files]]]
+    notes = [f"{e['column']}: {1 + len(sel.zero[ds].others)} files fit; shown: "
+             f"{shown_path(sel.zero[ds].chosen.path, sel.root)} (newest); also: "
+             + ", ".join(shown_path(o.path, sel.root) for o in sel.zero[ds].others)
              for ds, e in entries.items() if sel.zero[ds].others]
-    notes += [f"{e['column']}: {z.path.name} scored only the first {z.limit} images (--limit): a quick look, "
-              f"not the benchmark" for e, z in zip(entries.values(), files) if z and z.limit is not None]
+    notes += [f"{e['column']}: {shown_path(z.path, sel.root)} scored only the first {z.limit} images (--limit): "
+              f"a quick look, not the benchmark" for e, z in zip(entries.values(), files) if z and z.limit is not None]
     return ["## Table 4: zero-shot SRCC (single cue / ensemble)", "",
             *_table(["", *[e["column"] for e in entries.values()]], rows), *_bullets(notes)]
 
@@ -233,8 +255,8 @@ def other_rows(results: Results, sel: Selection) -> List[List[str]]:
                 continue
             why = "no paper number" if z.dataset not in sel.zero else (
                 "not chosen (another file fits)" if id(z) not in chosen else "model not in the paper's table")
-            rows.append([z.path.name, z.dataset, f"zero-shot {model}; {why}", fmt(metrics.get("srcc")),
-                         fmt(metrics.get("plcc")), _count(z.images, "image")])
+            rows.append([shown_path(z.path, results.root), z.dataset, f"zero-shot {model}; {why}",
+                         fmt(metrics.get("srcc")), fmt(metrics.get("plcc")), _count(z.images, "image")])
     return rows
 
 
@@ -249,23 +271,35 @@ def _bullets(notes: Sequence[str]) -> List[str]:
 def warnings(results: Results) -> List[str]:
     """The loud notes: results from random weights, and runs whose backbone is unknown."""
     out = []
-    random = [f"`{r.path}` (backbone {r.backbone})" for r in results.runs if r.random_weights]
-    random += [f"`{z.path}` (random_weights: true, backbone {z.backbone})" for z in results.zero_shot
-               if z.random_weights]
+    root = results.root
+    random = [f"`{shown_path(r.path, root)}` (backbone {r.backbone})" for r in results.runs if r.random_weights]
+    random += [f"`{shown_path(z.path, root)}` (random_weights: true, backbone {z.backbone})"
+               for z in results.zero_shot if z.random_weights]
     if random:
         out += ["> **WARNING: RANDOM WEIGHTS.** These results come from a randomly initialised backbone, not "
-                "from UniQA's weights; their numbers say nothing about the paper's: " + "; ".join(random), ""]
-    unknown = [f"`{r.path}` ({r.backbone_note})" for r in results.runs if r.backbone == "unknown"]
+                "from UniQA's weights; their numbers say nothing about the paper's (TABLE.png, beside this "
+                "file, hatches their bars and labels them RANDOM WEIGHTS): " + "; ".join(random), ""]
+    unknown = [f"`{shown_path(r.path, root)}` ({r.backbone_note})" for r in results.runs if r.backbone == "unknown"]
     if unknown:
         out += ["> **Backbone unknown** (they may come from random weights): " + "; ".join(unknown), ""]
+    undefined = [f"`{shown_path(z.path, root)}` {model}: " + ", ".join(nan) for z in results.zero_shot
+                 for model, metrics in z.models.items()
+                 if (nan := [m for m, v in metrics.items() if v is not None and math.isnan(v)])]
+    if undefined:
+        out += ["> **undefined**: a correlation with no value (the file holds NaN): the predictions or the "
+                "labels were constant, as an untrained backbone's often are on few images. It is not a "
+                "number to compare: " + "; ".join(undefined), ""]
     return out
 
 
-def render_markdown(paper: Dict[str, Any], results: Results, sel: Selection) -> str:
-    """The whole TABLE.md: header, warnings, Tables 1, 2-3, 4, 5, other results and skipped files."""
+def render_markdown(paper: Dict[str, Any], results: Results, sel: Selection,
+                    paper_path: str | Path = PAPER_YAML) -> str:
+    """The whole TABLE.md: header, warnings, Tables 1, 2-3, 4, 5, other results and skipped files. Every
+    file it names is in the results folder (named relative to it) or in the package."""
+    paper_file = "pyiqa/protocols/paper_results.yml" if Path(paper_path) == PAPER_YAML else str(paper_path)
     lines = ["# UniQA: our results against the paper", "",
-             f"Generated by `pyiqa-results-table` from `{results.root}`. Paper: {paper['source']} "
-             f"(`pyiqa/protocols/paper_results.yml`).", "",
+             f"Generated by `pyiqa-results-table` from the results folder `{results.root}`; the files named "
+             f"below are in it. Paper: {paper['source']} (`{paper_file}`).", "",
              "Cells are medians over the splits: SRCC / PLCC (Tables 1-3) or SRCC (Tables 4-5), three "
              "decimals; differences are ours - paper from the unrounded numbers; n/a: no result or no paper "
              "number. The release protocol is the paper's (the best validation SRCC, validated on the test "
@@ -281,61 +315,48 @@ def render_markdown(paper: Dict[str, Any], results: Results, sel: Selection) -> 
         lines += ["## Other results (not in a paper cell)", "",
                   *_table(["source", "dataset", "what", "SRCC", "PLCC", "splits / images"], others)]
     if results.skipped:
-        lines += ["## Skipped files (malformed)", "", *(f"- {why}" for _, why in results.skipped), ""]
+        lines += ["## Skipped files (malformed)", "",
+                  *(f"- `{shown_path(path, results.root)}`: {why.removeprefix(f'{path}: ')}"
+                    for path, why in results.skipped), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
 
 
 # ----------------------------------------------------------------------------------------------- chart
-def chart_points(paper: Dict[str, Any], sel: Selection) -> List[Tuple[str, float, Optional[float], bool]]:
-    """``(label, paper SRCC, our SRCC or None, ours from random weights)`` for every paper SRCC."""
-    points = []
+def chart_points(paper: Dict[str, Any], results: Results, sel: Selection) -> Tuple[List[ChartPoint], int]:
+    """The bars of TABLE.png and how many paper cells have no result of ours (not drawn).
+
+    Every paper cell we have a number for (ours: release protocol, median SRCC), then every result that
+    fits no paper cell (a run per protocol, a zero-shot file per model), such as the demo's. Runs that fit
+    a cell but were not chosen are in TABLE.md only.
+    """
+    cells: List[Tuple[str, float, Optional[float], bool]] = []
     for ds, e in paper["full_label"]["datasets"].items():
         run = sel.full[ds].chosen
-        points.append((f"T{e['table']} {e['column']}", e["srcc"], run.value("release", "srcc") if run else None,
-                       bool(run and run.random_weights)))
+        cells.append((f"T{e['table']} {e['column']}", e["srcc"], run.value("release", "srcc") if run else None,
+                      bool(run and run.random_weights)))
     for ds, e in paper["zero_shot"]["datasets"].items():
         z = sel.zero[ds].chosen
         for variant in ("single", "ensemble"):
             ours = z.models.get(variant, {}).get("srcc") if z else None
-            points.append((f"T4 {e['column']} {variant}", e[variant], ours, bool(z and z.random_weights)))
+            cells.append((f"T4 {e['column']} {variant}", e[variant], ours, bool(z and z.random_weights)))
     for ds, e in paper["few_label"]["datasets"].items():
         for n in FEW_LABELS:
             run = sel.few[(ds, n)].chosen
-            points.append((f"T5 {e['column']} {n}", e[f"labels_{n}"],
-                           run.value("release", "srcc") if run else None, bool(run and run.random_weights)))
-    return points
-
-
-def render_png(points: Sequence[Tuple[str, float, Optional[float], bool]]) -> bytes:
-    """Grouped bars, the paper's SRCC beside ours (release protocol), as PNG bytes; ours from random
-    weights hatched and the title says so; 'n/a' where we have no number."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(max(8.0, 0.55 * len(points)), 5.0), dpi=100)
-    xs = range(len(points))
-    ax.bar([x - 0.2 for x in xs], [p for _, p, _, _ in points], width=0.4, color="0.6", label="paper")
-    for kind, hatch, color in (("ours", "", "tab:blue"), ("ours (RANDOM WEIGHTS)", "//", "tab:red")):
-        sub = [(x, o) for x, (_, _, o, r) in zip(xs, points) if o is not None and r == bool(hatch)]
-        if sub:
-            ax.bar([x + 0.2 for x, _ in sub], [o for _, o in sub], width=0.4, color=color, hatch=hatch, label=kind)
-    for x, (_, _, ours, _) in zip(xs, points):
-        if ours is None:
-            ax.text(x + 0.2, 0.02, NA, rotation=90, ha="center", va="bottom", fontsize=7)
-    low = min([0.0] + [v for _, p, o, _ in points for v in (p, o) if v is not None])
-    ax.set_ylim(low, 1.15)  # room for the legend above the bars
-    ax.set_xticks(list(xs), [label for label, _, _, _ in points], rotation=60, ha="right", fontsize=8)
-    title = "UniQA SRCC: ours (median, release protocol) vs the paper"
-    if any(r for _, _, o, r in points if o is not None):
-        title += "\nWARNING: some of ours come from RANDOM weights"
-    ax.set(ylabel="SRCC", title=title)
-    ax.legend(fontsize=8, ncol=3, loc="upper left")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+            cells.append((f"T5 {e['column']} {n}", e[f"labels_{n}"],
+                          run.value("release", "srcc") if run else None, bool(run and run.random_weights)))
+    points = [ChartPoint(label, p, o, r) for label, p, o, r in cells if o is not None]
+    for run in results.runs:
+        fits = (run.labels is None and run.dataset in sel.full) or (run.dataset, run.labels) in sel.few
+        if not fits:
+            kind = "" if run.labels is None else f" {run.labels} labels"
+            points += [ChartPoint(f"{run.name}{kind} {protocol}", None, run.value(protocol, "srcc"),
+                                  run.random_weights)
+                       for protocol in run.protocols if run.value(protocol, "srcc") is not None]
+    for z in results.zero_shot:
+        if z.dataset not in sel.zero:
+            points += [ChartPoint(f"zero-shot {z.dataset} {model}", None, metrics["srcc"], z.random_weights)
+                       for model, metrics in z.models.items() if metrics.get("srcc") is not None]
+    return points, sum(o is None for _, _, o, _ in cells)
 
 
 def build_results_table(results_dir: str | Path, out_dir: Optional[str | Path] = None, strict: bool = False,
@@ -346,9 +367,9 @@ def build_results_table(results_dir: str | Path, out_dir: Optional[str | Path] =
     paper = load_paper_results(paper_path)
     results = collect_results(results_dir, strict=strict)
     sel = select(paper, results)
-    markdown = render_markdown(paper, results, sel)
+    markdown = render_markdown(paper, results, sel, paper_path)
     out = Path(out_dir) if out_dir is not None else Path(results_dir)
     md_path, png_path = out / MD_NAME, out / PNG_NAME
     write_bytes(md_path, markdown.encode("utf-8"))
-    write_bytes(png_path, render_png(chart_points(paper, sel)))
+    write_bytes(png_path, render_png(*chart_points(paper, results, sel)))
     return TableReport(markdown, md_path, png_path, results)

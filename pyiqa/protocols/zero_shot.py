@@ -121,7 +121,8 @@ def _check_names(given: Sequence[str], known: Sequence[str], what: str, example:
 
 
 def check_request(req: ZeroShotRequest) -> None:
-    """Names, models and numbers, before anything is read; ConfigError with the closest name."""
+    """Names, models, numbers, the meta folder and the device, before anything is read; ConfigError with
+    the closest name."""
     _check_names(req.datasets, DATASETS, "dataset", f"choose from: {', '.join(DATASETS)}")
     _check_names(req.models, sorted(MODEL_CARDS), "model", f"e.g. {' '.join(DEFAULT_MODELS)}")
     for name in req.dataroots:
@@ -134,6 +135,13 @@ def check_request(req: ZeroShotRequest) -> None:
     if req.workers is not None and (isinstance(req.workers, bool) or not isinstance(req.workers, int)
                                     or req.workers < 0):
         raise ConfigError(f"--workers must be an integer >= 0, got {req.workers!r}")
+    if req.meta_dir is not None and not Path(req.meta_dir).is_dir():
+        what = "is a file, not a folder" if Path(req.meta_dir).exists() else "no such folder"
+        raise ConfigError(f"--meta-dir '{req.meta_dir}': {what}; expected the folder holding the meta CSVs "
+                          "(as 'pyiqa-prepare-dataset NAME --out FOLDER' writes them)")
+    if req.device is not None:
+        from ..utils.devices import resolve_device  # torch: only when a device is named
+        resolve_device(req.device, "--device")
 
 
 def shipped_test_configs() -> Path:
@@ -167,16 +175,12 @@ def dataset_section(name: str, req: ZeroShotRequest) -> Tuple[Path, Dict[str, An
 
 def check_files(name: str, section: Mapping[str, Any], config: Path, given_root: bool = False) -> Optional[str]:
     """The problem with a prepared dataset's image folder or meta CSV, naming the path and the
-    ``prepare_dataset.py`` command that makes it; None when both are there. (The demo builds itself, in
-    its config's default folder or in an existing folder given with --dataroot: ``given_root``.)"""
+    ``prepare_dataset.py`` command that makes it; None when both are there. (The demo builds itself, but
+    only in its config's default folder: a folder named with --dataroot, ``given_root``, must already
+    hold a complete demo build, and is never created or written into.)"""
     root = Path(str(section.get("dataroot_target")))
     if name == DEMO:
-        if given_root and not root.is_dir():  # only the demo's own default location is created
-            what = "is a file, not a folder" if root.exists() else "no such folder"
-            return (f"{name}: --dataroot {name}={root}: {what} (a folder named with --dataroot must "
-                    f"exist; the demo is built in it on first use). Create it, or leave --dataroot {name} out "
-                    f"to use the default location of {config.name}")
-        return None
+        return _check_demo_root(root, config) if given_root else None
     if name not in PREPARERS:
         return None
     title = PREPARERS[name].title
@@ -189,6 +193,21 @@ def check_files(name: str, section: Mapping[str, Any], config: Path, given_root:
         return (f"{name}: meta CSV '{meta}' does not exist. Write it with 'pyiqa-prepare-dataset "
                 f"{name} --root <download folder> --out {meta.parent}' (another folder: pass --meta-dir)")
     return None
+
+
+def _check_demo_root(root: Path, config: Path) -> Optional[str]:
+    """A --dataroot given for the demo must hold a complete build of this version: anything else would
+    make DemoIQADataset build (or rebuild) the demo in the user's folder, e.g. ``/etc`` as root."""
+    from ..data.demo_dataset import is_complete, demo_paths
+    if root.is_dir() and is_complete(root):
+        return None
+    what = ("no such folder" if not root.exists() else "is a file, not a folder" if not root.is_dir() else
+            f"holds no complete demo dataset ({demo_paths(root)['meta_info_file'].name}, images/ ... of "
+            "this version)")
+    return (f"{DEMO}: --dataroot {DEMO}={root}: {what}; a folder named with --dataroot must already hold the "
+            f"demo, it is never created or written into. Build one with 'python -m pyiqa.data.demo_dataset "
+            f"--root DIR' and pass --dataroot {DEMO}=DIR, or leave --dataroot {DEMO} out to use the "
+            f"default location of {config.name} (built on first use)")
 
 
 def backbone_label(req: ZeroShotRequest) -> str:

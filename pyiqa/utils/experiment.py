@@ -42,10 +42,18 @@ def check_run_name(name: object, where: str = "name") -> str:
     return name
 
 
+def check_is_folder_or_absent(folder: Path) -> None:
+    """Refuse a file (or other non-folder) where a run's folder goes: it is not an earlier run to archive."""
+    if (folder.exists() or folder.is_symlink()) and not folder.is_dir():
+        raise OutputError(f"'{folder}' exists and is not a folder; the run writes its folder there. Move or "
+                          "rename that file, or choose another 'name'")
+
+
 def archive(folder: Path) -> Optional[Path]:
     """Rename an existing ``folder`` to ``<folder>_archived_<time>`` (with a counter if that exists)."""
     if not folder.exists():
         return None
+    check_is_folder_or_absent(folder)
     stamp = time.strftime("%Y%m%d_%H%M%S")
     target = folder.with_name(f"{folder.name}_archived_{stamp}")
     k = 1

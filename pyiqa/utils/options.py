@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from pathlib import Path
-from typing import Any, Dict, Iterable, Mapping, Optional
+from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 import yaml
 
@@ -200,9 +200,55 @@ def check_int(value: Any, where: str, minimum: int, integral_floats: bool = True
 
 def check_positive_number(value: Any, where: str) -> None:
     """A finite number > 0; numeric strings such as '2e-4' count (see :func:`as_number`)."""
-    number = as_number(value)
-    if number is None or not math.isfinite(number) or number <= 0:
-        raise ConfigError(f"'{where}' must be a finite number > 0, got {value!r}")
+    check_float(value, where, 0, min_open=True)
+
+
+def _bounds_text(minimum: Optional[float], maximum: Optional[float], min_open: bool, max_open: bool) -> str:
+    parts = []
+    if minimum is not None:
+        parts.append(f"{'>' if min_open else '>='} {minimum:g}")
+    if maximum is not None:
+        parts.append(f"{'<' if max_open else '<='} {maximum:g}")
+    return " and ".join(parts)
+
+
+def check_float(value: Any, where: str, minimum: Optional[float] = None, maximum: Optional[float] = None,
+                min_open: bool = False, max_open: bool = False, hint: str = "", text_ok: bool = True) -> float:
+    """A finite number within [minimum, maximum] (``min_open`` / ``max_open`` exclude the bound); booleans,
+    NaN and infinities never pass. Numeric strings such as '2e-4' count (see :func:`as_number`) unless
+    ``text_ok`` is False: for values handed on unconverted, to a library that would compare the string.
+
+    Returns the value as a float. ``hint`` (e.g. "the peak learning rate, e.g. 1e-5") ends the message.
+    """
+    number = as_number(value) if text_ok or not isinstance(value, str) else None
+    ok = number is not None and math.isfinite(number)
+    if ok and minimum is not None:
+        ok = number > minimum if min_open else number >= minimum
+    if ok and maximum is not None:
+        ok = number < maximum if max_open else number <= maximum
+    if ok:
+        return number
+    bounds = _bounds_text(minimum, maximum, min_open, max_open)
+    quirk = ""
+    if not text_ok and isinstance(value, str) and as_number(value) is not None:
+        quirk = f" (YAML reads {value} as text: write it with a dot, e.g. 1.0e-4, or as !!float {value})"
+    raise ConfigError(f"'{where}' must be a finite number{' ' + bounds if bounds else ''}"
+                      f"{' (' + hint + ')' if hint else ''}, got {value!r}{quirk}")
+
+
+def check_floats(value: Any, where: str, length: int, minimum: Optional[float] = None,
+                 maximum: Optional[float] = None, min_open: bool = False, max_open: bool = False,
+                 ordered: bool = False, example: str = "", text_ok: bool = True) -> List[float]:
+    """A list of ``length`` numbers, each as :func:`check_float` wants it; with ``ordered`` also
+    non-decreasing (a [low, high] range such as a crop's area fraction). Returns the floats."""
+    eg = f", e.g. {example}" if example else ""
+    if not isinstance(value, (list, tuple)) or len(value) != length:
+        raise ConfigError(f"'{where}' must be a list of {length} numbers{eg}, got {value!r}")
+    numbers = [check_float(v, f"{where}[{i}]", minimum, maximum, min_open, max_open, text_ok=text_ok)
+               for i, v in enumerate(value)]
+    if ordered and any(a > b for a, b in zip(numbers, numbers[1:])):
+        raise ConfigError(f"'{where}' must be a [low, high] range with low <= high{eg}, got {value!r}")
+    return numbers
 
 
 def check_bool(section: Dict[str, Any], key: str, where: str) -> None:

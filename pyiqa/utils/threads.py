@@ -17,6 +17,9 @@ from .errors import ConfigError
 logger = logging.getLogger(__name__)
 
 ENV_VAR = "OMP_NUM_THREADS"
+#: Most DataLoader worker processes one loader may start: each is a process with its own copy of the
+#: dataset, so 10**6 would fork until the machine stops; the largest machines have a few hundred cores.
+MAX_LOADER_WORKERS = 256
 _last_logged: Optional[Tuple[int, str]] = None
 
 

@@ -96,6 +96,17 @@ def test_mos_normalisation_and_lower_better(nr):
         build_dataset({**opt, "mos_range": [100, 0]}, "val", "d")
 
 
+def test_mos_far_outside_mos_range_is_refused_near_misses_warn(nr, caplog):
+    """MOS 10..100 against [0, 5]: a wrong scale, refused naming the row; LIVE-like 111.8 on 0-100 warns."""
+    root, opt, _ = nr
+    with pytest.raises(DataError, match=r"meta\.csv': row 0 \(line 2\) has MOS 10 in column 'mos', far "
+                                        r"outside 'datasets\.train\.mos_range' \[0, 5\].*10 such row"):
+        build_dataset({**opt, "mos_range": [0, 5]}, "train", "datasets.train")
+    with caplog.at_level(logging.WARNING):  # 100 is 11% of the span above [0, 90]: kept, with a warning
+        ds = build_dataset({**opt, "mos_range": [0, 90], "mos_normalize": True}, "test", "d")
+    assert len(ds) == 10 and "1 MOS value(s) outside mos_range [0, 90]" in caplog.text
+
+
 def test_enlarge_ratio_img_range_and_legacy_options(nr):
     root, opt, _ = nr
     ds = build_dataset({**opt, "dataset_enlarge_ratio": 3, "img_range": 255.0, "prefetch_mode": None,

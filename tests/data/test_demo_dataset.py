@@ -24,7 +24,7 @@ def test_layout_and_meta(demo):
         [f"ratio802_seed123_split_{i:02d}" for i in range(1, 11)]
     assert len(meta) == 130 and meta["content"].nunique() == 10
     assert meta.groupby("content").size().eq(13).all()
-    assert set(meta["distortion"]) == {"pristine", "gblur", "gnoise", "jpeg", "contrast"}
+    assert set(meta["distortion"]) == {"pristine", "darken", "desaturate", "contrast", "gnoise"}
     assert meta["mos"].between(0, 100).all()
     pristine = meta[meta.distortion == "pristine"]["mos"]
     assert (pristine > meta[meta.distortion != "pristine"]["mos"].max()).all()
@@ -32,6 +32,15 @@ def test_layout_and_meta(demo):
     for name in meta["image_name"].iloc[::13]:
         with Image.open(demo["root"] / name) as img:
             assert img.size == (384, 288) and img.mode == "RGB"
+    # the global distortions a random tower registers: darker, greyer, flatter, noisier than the pristine
+    def pixels(content, kind):
+        return np.asarray(Image.open(demo["root"] / f"images/{content}_{kind}"), dtype=np.float64)
+    ref = pixels("coffee", "pristine.png")
+    assert pixels("coffee", "darken3.png").mean() < 0.3 * ref.mean()
+    grey = pixels("coffee", "desaturate3.png")
+    assert np.abs(grey - grey.mean(axis=2, keepdims=True)).max() <= 1.0 < np.abs(ref - ref.mean(axis=2, keepdims=True)).max()
+    assert pixels("coffee", "contrast3.png").std() < 0.25 * ref.std()
+    assert np.abs(pixels("coffee", "gnoise3.png") - ref).mean() > 40
     # contents are distinct photographs (no duplicated pristine images)
     refs = [np.asarray(Image.open(demo["root"] / n)) for n in meta[meta.level == 0]["image_name"]]
     assert len({r.tobytes() for r in refs}) == 10

@@ -32,6 +32,10 @@ def opt(demo_data, tiny_backbone):
      r"'datasets\.train\.augment\.random_crop' is 100000: at most 8192 pixels per side"),
     ("datasets.val.augment", {"center_crop": [224, 50000]},
      r"'datasets\.val\.augment\.center_crop' is \[224, 50000\]: at most 8192"),
+    # 10**6 workers forked until the machine stopped (a hang in the sweep)
+    ("datasets.train.num_worker_per_gpu", 10 ** 6, r"'datasets\.train\.num_worker_per_gpu' must be an integer "
+                                                   r">= 0 and at most 256"),
+    ("val.val_at_start", "yes", r"'val\.val_at_start' must be true or false, got 'yes'"),
 ])
 def test_integer_and_size_options_are_bounded(opt, dotted, value, message):
     node = opt
@@ -50,6 +54,27 @@ def test_total_iter_1e100_from_the_command_line_is_refused_at_start_up(opt, tmp_
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "'train.total_iter' must be an integer >= 1 and at most 1,000,000,000" in proc.stderr
     assert not (tmp_path / "experiments").exists()
+
+
+def test_a_file_where_the_run_folder_goes_is_refused_and_kept(opt, tmp_path):
+    """Before: exit 0, and the file was renamed to <name>_archived_<time> as if it were an old run."""
+    place = tmp_path / "experiments" / "faults"
+    place.parent.mkdir()
+    place.write_text("my notes")
+    yml = write_yaml(tmp_path / "x.yml", opt)
+    proc = run_script([TRAIN, "-opt", str(yml), "--root", str(tmp_path)], cwd=tmp_path, check=False, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert f"'{place}' exists and is not a folder; the run writes its folder there" in proc.stderr
+    assert place.read_text() == "my notes" and sorted(p.name for p in place.parent.iterdir()) == ["faults"]
+
+
+def test_more_gpus_than_the_machine_has_is_refused(monkeypatch):
+    from pyiqa.engine.run import select_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the edge of the world: the hardware
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ConfigError, match=r"'num_gpu' is 99 but this machine has 2 CUDA device\(s\)"):
+        select_device(99, 0)
+    assert select_device(2, 1) == torch.device("cuda", 1) and select_device("auto", 0) == torch.device("cuda", 0)
 
 
 def test_option_file_that_is_not_yaml_text_is_one_error(tmp_path):
@@ -151,3 +176,10 @@ def test_a_train_crop_other_than_the_sample_size_is_refused_at_start_up():
         validate_options(opt, is_train=True)
     opt["network"]["sample_size"] = 32
     validate_options(opt, is_train=True)
+
+
+def test_network_num_crops_is_bounded_like_the_scoring_command():
+    """``network.num_crops: 100000000`` made pyiqa-test draw crops for hours; the bound is create_metric's."""
+    from pyiqa.archs.uniqa_arch import UniQA
+    with pytest.raises(ConfigError, match=r"'num_crops' must be an integer >= 1 and at most 1,000 .*got 100000000"):
+        UniQA(backbone="random-tiny", num_crops=10 ** 8)

@@ -174,8 +174,9 @@ def test_random_weights_unknown_backbone_and_choice_of_run(tmp_path):
     md = report.markdown
     assert (tmp_path / "out" / "TABLE.md").is_file() and (tmp_path / "out" / "TABLE.png").stat().st_size > 0
     assert "**WARNING: RANDOM WEIGHTS.**" in md
-    assert str(results / "koniq_10" / "summary.json") in md and str(results / "zero_shot" / "livec.json") in md
-    assert f"`{ens}` (backbone random)" in md
+    assert "`koniq_10/summary.json` (backbone random-tiny)" in md  # named inside the results folder
+    assert "`zero_shot/livec.json` (random_weights: true, backbone random)" in md
+    assert "`koniq_ens/summary.json` (backbone random)" in md and ens.is_file()
     assert "**Backbone unknown**" in md and "gone.yml' not found" in md
     parsed = tables(md)
     t1 = section(parsed, "Table 1")
@@ -190,7 +191,7 @@ def test_random_weights_unknown_backbone_and_choice_of_run(tmp_path):
     assert t1["splits (release / honest)"]["SPAQ"] == "1 / n/a"
     assert others["spaq_nocfg"]["dataset"] == "koniq10k" and others["spaq_nocfg"]["SRCC"] == "0.440"
     assert others["spaq_nocfg"]["PLCC"] == "n/a" and others["spaq_nocfg"]["splits / images"] == "1 split"
-    assert "CLIVE: livec.json scored only the first 16 images (--limit)" in md
+    assert "CLIVE: zero_shot/livec.json scored only the first 16 images (--limit)" in md
 
 
 @pytest.mark.parametrize("content, expected", [

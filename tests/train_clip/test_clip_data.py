@@ -99,6 +99,13 @@ def test_demo_captions_use_uniqa_level_words():
         ["bad", "poor", "fair", "good", "good", "perfect", "perfect"]
     caps = captions_for("gblur", 3, 21.0)
     assert caps[0] == "a heavily blurred photo of poor quality" and "poor image" in caps
+    caps = captions_for("darken", 2, 45.0)  # every distortion the demo builds has caption words
+    assert caps[0] == "a moderately underexposed photo of fair quality" and "fair image with moderately " \
+        "visible underexposure" in caps and "a moderately dark image of fair quality" in caps
+    assert captions_for("desaturate", 1, 70.0)[0] == "a slightly desaturated photo of good quality"
+    from pyiqa.data.demo_dataset import DISTORTIONS
+    from train_clip.demo_captions import DISTORTION_WORDS
+    assert set(DISTORTIONS) <= set(DISTORTION_WORDS)
     assert captions_for("pristine", 0, 90.0)[0] == "a sharp, clean photo of perfect quality"
 
 

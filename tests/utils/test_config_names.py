@@ -163,6 +163,8 @@ def test_clip_pretraining_by_name_from_an_empty_folder(tmp_path):
                        "eval.eval_at_start=false"], cwd=tmp_path)
     assert f"Options: {configs_root() / 'train_clip' / 'demo.yml'}" in proc.stdout
     assert (tmp_path / "experiments" / "UniQA_clip_demo" / "uniqa_backbone.pt").is_file()
+    # one epoch is shorter than the demo's warm-up: a smoke run may do that, and is told
+    assert "'train.warmup_steps' is 30, longer than the run (2 steps)" in proc.stdout
 
 
 # ------------------------------------------------------------------------------------------ no repository

@@ -83,8 +83,13 @@ def _name(image: Any) -> Optional[str]:
     return PurePosixPath(image.strip()).as_posix()
 
 
-def _texts_of(obj: Any, kind: str) -> Tuple[Optional[str], List[str], str]:
-    """(image, texts, reason) of one line; image None when the line is invalid."""
+def _texts_of(obj: Any, kind: str, where: str = "") -> Tuple[Optional[str], List[str], str]:
+    """(image, texts, reason) of one line; image None when the line is invalid (no image or no text).
+
+    Raises:
+        DataError: 'text' or 'comments' holds a value of the wrong type (a number, a string for the
+            comments' list): the file is not what ``kind`` says, so skipping lines would hide that.
+    """
     if not isinstance(obj, dict):
         return None, [], f"expected a JSON object, got {type(obj).__name__}"
     image = _name(obj.get("image"))
@@ -92,19 +97,28 @@ def _texts_of(obj: Any, kind: str) -> Tuple[Optional[str], List[str], str]:
         return None, [], f"'image' must be a non-empty string, got {reprlib.repr(obj.get('image'))}"
     if kind == "descriptions":
         text = obj.get("text")
+        if text is not None and not isinstance(text, str):
+            raise DataError(f"{where}: 'text' must be a string, got {type(text).__name__} "
+                            f"{reprlib.repr(text)}; is it a descriptions file?")
         if not isinstance(text, str) or not text.strip():
             return None, [], f"'text' must be a non-empty string, got {reprlib.repr(text)}"
         return image, [text], ""
     comments = obj.get("comments")
-    if not isinstance(comments, list):
-        return None, [], f"'comments' must be a list of strings, got {reprlib.repr(comments)}"
-    return image, [c for c in comments if isinstance(c, str) and c.strip()], ""
+    if comments is None:
+        return None, [], "'comments' must be a list of strings, got None"
+    if not isinstance(comments, list) or not all(isinstance(c, str) for c in comments):
+        got = type(comments).__name__ if not isinstance(comments, list) else "a list holding " + \
+            next(type(c).__name__ for c in comments if not isinstance(c, str))
+        raise DataError(f"{where}: 'comments' must be a list of strings, got {got} "
+                        f"{reprlib.repr(comments)}; is it a kept-comments file (pyiqa-purify-comments)?")
+    return image, [c for c in comments if c.strip()], ""
 
 
 def read_source(path: str | Path, kind: str, allow_absolute: bool = False) -> Source:
     """Read a descriptions JSONL (``{"image", "text", ...}`` per line) or a kept-comments JSONL
     (``{"image", "comments": [...]}``), through the tools' one JSONL reader (a torn last line is skipped
-    with a warning). Records without an image or text are skipped with a warning naming file and line;
+    with a warning). Records without an image or text are skipped with a warning naming file and line
+    (a 'text' or 'comments' of the wrong type is a DataError naming them: the wrong kind of file);
     an image's repeated text (e.g. a line written twice) is kept once. An image name that is absolute
     (unless ``allow_absolute``) or climbs out of --root with ``..`` is a DataError naming file and line:
     it would put a file from outside the dataset into the corpus."""
@@ -112,7 +126,7 @@ def read_source(path: str | Path, kind: str, allow_absolute: bool = False) -> So
     source = Source(path, kind)
     seen: Dict[str, set] = {}
     for number, obj in read_jsonl(path, f"{kind.capitalize()} file"):
-        image, texts, why = _texts_of(obj, kind)
+        image, texts, why = _texts_of(obj, kind, f"'{path}' line {number}")
         if image is None:
             source.skipped += 1
             if source.skipped <= LOG_FIRST:

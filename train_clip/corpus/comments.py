@@ -18,6 +18,8 @@ Input forms (``--format``; ``auto`` picks by the path):
 Crawl files are decoded as UTF-8, falling back to Latin-1 per file (the crawl mixes both; its
 published readers use either). Image ids become the image names of the descriptions file through a
 template (``{id}.jpg``: AVA's ``img_name`` column); an id that already is a described name is kept.
+A source without a single comment, and a line (or crawl file) longer than :data:`MAX_IMAGE_CHARS`, are
+errors naming the file (and line): there is nothing to purify, or it is not a comment file.
 """
 from __future__ import annotations
 
@@ -32,13 +34,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Container, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from pyiqa.data.prepare.user_files import name_problem, read_bytes
+from pyiqa.data.prepare.user_files import MAX_TEXT_BYTES, name_problem, read_bytes
 from pyiqa.utils.errors import ConfigError, DataError
 from pyiqa.utils.registry import closest
+
+from .jsonl_log import MAX_LINE_BYTES
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("auto", "ava-dir", "ava-lines", "jsonl", "csv")
+# One image's comments (a line of AVA_Comments_Full.txt or of a JSONL, a crawl file): AVA's most
+# commented images hold well under 1 MB; far beyond that it is not a comment file (the cap of one JSONL
+# record, as for the tools' own JSONL files).
+MAX_IMAGE_CHARS = MAX_LINE_BYTES
 # Published separators: a line per comment in the crawl folder, '#' in AVA_Comments_Full.txt.
 DEFAULT_DELIMITERS = {"ava-dir": "\n", "ava-lines": "#"}
 DEFAULT_IMAGE_TEMPLATE = "{id}.jpg"
@@ -83,6 +91,11 @@ def resolve_format(source: CommentSource) -> str:
     if not path.exists():
         raise DataError(f"Comments path '{path}' does not exist (expected a folder of <image id>.txt "
                         "files, AVA_Comments_Full.txt, a .jsonl or a .csv file).")
+    if source.delimiter is not None and not source.delimiter:
+        raise ConfigError("--delimiter '' is empty; give the text between two comments ('#', '\\n', "
+                          "'\\t', ...) or leave the flag out for the format's published one.")
+    if path.is_file() and path.stat().st_size == 0:
+        raise DataError(f"Comments file '{path}' is empty (0 bytes); there is nothing to purify.")
     fmt = source.fmt
     if fmt not in FORMATS:
         raise ConfigError(f"Unknown comments format '{fmt}'; valid: {FORMATS}.{closest(fmt, FORMATS)}")
@@ -105,13 +118,21 @@ def read_comments(source: CommentSource) -> Iterator[Tuple[str, List[str]]]:
     numerically), the other forms in order of first appearance."""
     fmt = resolve_format(source)
     if fmt == "ava-dir":
-        yield from _read_ava_dir(source)
+        items = _read_ava_dir(source)
     elif fmt == "ava-lines":
-        yield from _read_ava_lines(source)
+        items = _read_ava_lines(source)
     elif fmt == "jsonl":
-        yield from _read_jsonl(source).items()
+        items = iter(_read_jsonl(source).items())
     else:
-        yield from _read_csv(source).items()
+        items = iter(_read_csv(source).items())
+    images = comments = 0
+    for image_id, raw in items:
+        images += 1
+        comments += len(raw)
+        yield image_id, raw
+    if not comments:
+        raise DataError(f"Comments '{source.path}' hold no comments ({images} image(s) read as {fmt}); "
+                        f"there is nothing to purify. Is it the right file, and --format right?")
 
 
 def _lines(text: str) -> List[str]:
@@ -125,9 +146,17 @@ def _split(text: str, delimiter: str) -> List[str]:
     return _lines(text) if delimiter == "\n" else text.split(delimiter)
 
 
-def _read_bytes(path: Path) -> bytes:
+def _read_bytes(path: Path, max_bytes: int = MAX_TEXT_BYTES) -> bytes:
     """The file's bytes; DataError for a FIFO or device (never ends) or a file over the size cap."""
-    return read_bytes(path, "Comments file")
+    return read_bytes(path, "Comments file", max_bytes)
+
+
+def _check_line(path: Path, number: int, line: str) -> str:
+    """``line``, or a DataError when it is longer than one image's comments can be."""
+    if len(line) > MAX_IMAGE_CHARS:
+        raise DataError(f"{path}:{number}: the line holds {len(line):,} characters, over the cap of "
+                        f"{MAX_IMAGE_CHARS:,} for one image's comments; is it the right file?")
+    return line
 
 
 def _decode(data: bytes, encoding: str) -> Tuple[str, bool]:
@@ -152,7 +181,7 @@ def _read_ava_dir(source: CommentSource) -> Iterator[Tuple[str, List[str]]]:
     delimiter = source.delimiter or DEFAULT_DELIMITERS["ava-dir"]
     fallbacks = 0
     for path in files:
-        text, fell_back = _decode(_read_bytes(path), source.encoding)
+        text, fell_back = _decode(_read_bytes(path, MAX_IMAGE_CHARS), source.encoding)
         fallbacks += fell_back
         yield path.stem, _split(text, delimiter)
     if fallbacks:
@@ -167,7 +196,7 @@ def _read_ava_lines(source: CommentSource) -> Iterator[Tuple[str, List[str]]]:
         logger.info("'%s' is not %s; read it as %s", source.path, source.encoding, FALLBACK_ENCODING)
     merged: Dict[str, List[str]] = {}
     for n, line in enumerate(_lines(text), 1):
-        if not line.strip():
+        if not _check_line(source.path, n, line).strip():
             continue
         fields = line.split(delimiter)
         if len(fields) < 2 or not fields[1].strip():
@@ -182,7 +211,7 @@ def _read_jsonl(source: CommentSource) -> Dict[str, List[str]]:
     merged: Dict[str, List[str]] = {}
     text, _ = _decode(_read_bytes(source.path), source.encoding)
     for n, line in enumerate(_lines(text), 1):
-        if not line.strip():
+        if not _check_line(source.path, n, line).strip():
             continue
         where = f"{source.path}:{n}"
         try:
@@ -215,9 +244,12 @@ def _read_csv(source: CommentSource) -> Dict[str, List[str]]:
         if column not in header:
             raise DataError(f"{source.path}: no column '{column}' (--id-column / --comment-column); "
                             f"columns: {header}.{closest(column, header)}")
-    for row in reader:
-        comments = [row[c] or "" for c in source.comment_columns]
-        merged.setdefault((row[source.id_column] or "").strip(), []).extend(comments)
+    try:
+        for row in reader:
+            comments = [row[c] or "" for c in source.comment_columns]
+            merged.setdefault((row[source.id_column] or "").strip(), []).extend(comments)
+    except csv.Error as err:  # a cell over the csv module's field limit (128 KiB), a NUL byte
+        raise DataError(f"{source.path}:{reader.line_num}: cannot be read as CSV ({err}).") from err
     merged.pop("", None)
     return merged
 

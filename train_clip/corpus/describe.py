@@ -53,6 +53,20 @@ MAX_BACKOFF_S = 60.0
 # characters per requested token did not honour max_tokens (a server bug or a runaway generation): it
 # is a failure, retried, never stored.
 MAX_CHARS_PER_TOKEN = 16
+# Sane ranges of the numeric settings: (lowest, highest, what the value is). The caps are far above any
+# real use; beyond them a value is a typo (10**15 tokens, a billion connections) that would only fail later.
+BOUNDS: Dict[str, Tuple[float, float, str]] = {
+    "concurrency": (1, 256, "requests in flight"),
+    "retries": (0, 100, "retries per request"),
+    "timeout": (1e-3, 24 * 3600.0, "seconds per request"),
+    "backoff": (0.0, MAX_BACKOFF_S, "first back-off in seconds"),
+    "max_tokens": (1, 32768, "output tokens per description"),
+    "temperature": (0.0, 2.0, "sampling temperature, as the OpenAI API allows"),
+    "max_side": (16, 8192, "longest image side sent, in pixels"),
+    "jpeg_quality": (1, 95, "JPEG quality, as Pillow recommends: above 95 only grows the file"),
+    "max_consecutive_failures": (0, float("inf"), "failed images in a row before stopping; 0: never stop"),
+    "limit": (1, float("inf"), "images described this run; leave the flag out for all"),
+}
 _ABORT_STATUS = {401: "the API key was refused", 403: "access was denied",
                  404: "the model or URL does not exist"}
 
@@ -317,16 +331,27 @@ async def describe_one(client: Any, job: Job, s: DescribeSettings, prompts: Prom
 
 
 # ---------------------------------------------------------------------------------------------- run
+def check_settings(s: DescribeSettings) -> None:
+    """ConfigError naming the flag, its value and its range for a numeric setting out of bounds (see
+    :data:`BOUNDS`; ``--limit`` None is no limit, ``--max-consecutive-failures`` 0 never stops)."""
+    for name, (lo, hi, why) in BOUNDS.items():
+        value = getattr(s, name)
+        if value is None and name == "limit":
+            continue
+        if not (lo <= value <= hi):  # also refuses NaN
+            flag = "--" + name.replace("_", "-")
+            shown = str(value) if len(str(value)) <= 24 else f"{str(value)[:12]}...({len(str(value))} digits)"
+            span = f">= {lo:g}" if hi == float("inf") else f"from {lo:g} to {hi:g}"
+            raise ConfigError(f"{flag} {shown} is out of range: expected {span} ({why})")
+
+
 def run(s: DescribeSettings) -> RunSummary:
     """Describe every image of ``s.meta`` not yet in ``s.out``; Ctrl-C stops cleanly (summary.interrupted).
 
     Raises:
         DataError / ConfigError: bad inputs (before any request), or a set-up error met mid-run.
     """
-    if s.concurrency < 1 or s.retries < 0 or s.max_side < 16 or s.max_tokens < 1 or s.timeout <= 0:
-        raise ConfigError("Need --concurrency >= 1, --retries >= 0, --max-side >= 16, --max-tokens >= 1, "
-                          f"--timeout > 0; got {s.concurrency}, {s.retries}, {s.max_side}, "
-                          f"{s.max_tokens}, {s.timeout}")
+    check_settings(s)
     prompts = load_prompts(s.prompts)
     jobs = load_jobs(s)
     refuse_writing_over_inputs(

@@ -36,8 +36,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default=Path("datasets/meta_info"), type=Path,
                         help="where the CSV and pickles go (default: datasets/meta_info, under the "
                              "current folder)")
-    parser.add_argument("--few-label", nargs="*", type=int, default=list(FEW_LABELS), metavar="N",
-                        help="few-label subset sizes (default: 50 100 200); none: --few-label")
+    parser.add_argument("--few-label", nargs="*", type=int, default=None, metavar="N",
+                        help="few-label subset sizes, each at most the train part of the 80/20 splits "
+                             "(default: 50 100 200, those too large for the dataset skipped); none: "
+                             "--few-label")
     return parser
 
 
@@ -45,10 +47,12 @@ def prepare_main(argv: Optional[List[str]] = None) -> Report:
     """Parse ``argv`` (default ``sys.argv[1:]``), prepare the dataset and print what was written."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if any(n < 1 for n in args.few_label):
-        parser.error(f"--few-label sizes must be >= 1, got {args.few_label}")
+    required = args.few_label is not None
+    few_labels = args.few_label if required else list(FEW_LABELS)
+    if any(n < 1 for n in few_labels):
+        parser.error(f"--few-label sizes must be >= 1, got {few_labels}")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    report = prepare(args.name, args.root, args.out, few_labels=args.few_label)
+    report = prepare(args.name, args.root, args.out, few_labels=few_labels, few_labels_required=required)
     print(f"{report.name}: {report.rows} images, {len(report.missing)} missing; "
           f"{len(report.written)} of {len(report.files)} files written to {args.out}")
     for path in report.files:

@@ -34,7 +34,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ...utils.atomic import write_if_changed
-from ...utils.errors import DataError
+from ...utils.errors import ConfigError, DataError
 from ..meta_info import SPLIT_NAMES, Split
 from .label_checks import drop_repeats, in_range, scores
 from .locate import find_images, find_root
@@ -68,11 +68,17 @@ def pickle_name(name: str, kind: str) -> str:
 
 
 def prepare(name: str, root: os.PathLike, out: os.PathLike,
-            few_labels: Sequence[int] = FEW_LABELS) -> Report:
+            few_labels: Sequence[int] = FEW_LABELS, few_labels_required: bool = False) -> Report:
     """Prepare dataset ``name`` whose download is under ``root``; write the files into ``out``.
 
+    Args:
+        few_labels: few-label subset sizes; a size larger than a split's train part is skipped with a
+            warning (the defaults exceed small datasets)...
+        few_labels_required: ...unless the user asked for the sizes (``--few-label``): then it is an
+            error naming the dataset's size, before anything is written.
+
     Raises:
-        ConfigError: unknown dataset name.
+        ConfigError: unknown dataset name, or a required few-label size larger than the train part.
         DataError: ``root`` is not a folder, an annotation file is missing or malformed, or none of
             the listed images exists.
         OutputError: ``out`` cannot be written.
@@ -104,6 +110,8 @@ def prepare(name: str, root: os.PathLike, out: os.PathLike,
             csv_table[OFFICIAL_COLUMN] = [""] * lead + official.tolist()
         pickles["official"] = {1: {part: np.flatnonzero(official.to_numpy() == part).tolist()
                                    for part in SPLIT_NAMES}}
+    if few_labels_required:
+        _check_few_labels(few_labels, splits["802"], len(body), preparer.title)
     skipped = []
     for n in few_labels:
         try:
@@ -121,6 +129,17 @@ def prepare(name: str, root: os.PathLike, out: os.PathLike,
     logger.info("%s: %d images (%d missing), %d files in '%s' (%d changed); dataroot_target: %s",
                 preparer.title, len(body), len(missing), len(files), out, len(written), dataroot)
     return report
+
+
+def _check_few_labels(sizes: Sequence[int], splits: Dict[int, Split], images: int, title: str) -> None:
+    """ConfigError for a few-label size that no 80/20 split's train part can hold."""
+    train = min(len(split["train"]) for split in splits.values())
+    too_big = [n for n in sizes if n > train]
+    if too_big:
+        digits = str(too_big[0])
+        shown = digits if len(digits) <= 24 else f"{digits[:12]}...({len(digits)} digits)"
+        raise ConfigError(f"--few-label {shown}: {title} has {images} images here, so the train part of "
+                          f"its 80/20 splits holds {train}; a few-label size must be from 1 to {train}")
 
 
 def _check_table(annotations: Annotations, preparer: Preparer):

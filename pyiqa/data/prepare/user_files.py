@@ -15,7 +15,8 @@ silently wrong dataset.
   the line.
 * Image names stay inside the folder they are relative to: an absolute name or one whose ``..`` parts
   climb out of it is refused with the row and the name (``allow_absolute`` lets a user who keeps images
-  elsewhere list absolute paths; ``..`` never escapes).
+  elsewhere list absolute paths; ``..`` never escapes); so is an empty name or one holding a control
+  character (a newline in a name is a quote left open).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ from typing import Any, Iterable, Optional, Sequence
 import pandas as pd
 
 from ...utils.errors import DataError
-from ...utils.image_names import MAX_NAME_CHARS, name_problem  # noqa: F401  (re-exported)
+from ...utils.image_names import MAX_NAME_CHARS, name_problem, shown  # noqa: F401  (re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -172,7 +173,8 @@ def _check_quotes(text: str, sep: str, path: os.PathLike, what: str) -> None:
 def check_names(names: Iterable[Any], rows: Sequence[str], where: str, allow_absolute: bool = False,
                 option: Optional[str] = None) -> None:
     """DataError at the first image name that is absolute (unless ``allow_absolute``), climbs out of its
-    folder with ``..``, holds a NUL byte or is too long to be a file name.
+    folder with ``..``, is empty, holds a control character (NUL, a newline...) or is too long to be a
+    file name.
 
     Args:
         names: image names as listed.
@@ -183,5 +185,4 @@ def check_names(names: Iterable[Any], rows: Sequence[str], where: str, allow_abs
     for name, row in zip(names, rows):
         why = name_problem(str(name), allow_absolute, option)
         if why:
-            shown = str(name) if len(str(name)) <= 120 else f"{str(name)[:60]}...({len(str(name))} characters)"
-            raise DataError(f"{where} {row}: image name '{shown}' {why}")
+            raise DataError(f"{where} {row}: image name '{shown(str(name))}' {why}")

@@ -34,13 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", nargs="+", default=list(DEFAULT_MODELS), metavar="CARD",
                    help=f"model cards to evaluate (default: {' '.join(DEFAULT_MODELS)})")
     p.add_argument("--dataroot", action="append", default=[], metavar="NAME=PATH",
-                   help="image folder of a dataset, replacing its config's dataroot_target (repeatable)")
+                   help="image folder of a dataset, replacing its config's dataroot_target (repeatable); it "
+                        "must exist and hold the dataset (for demo: a complete build), nothing is "
+                        "written into it")
     p.add_argument("--meta-dir", type=Path, default=None, metavar="DIR",
-                   help="folder of the meta CSVs (default: the configs' ./datasets/meta_info)")
+                   help="existing folder of the meta CSVs (default: the configs' ./datasets/meta_info)")
     p.add_argument("--backbone", default=None, metavar="FILE",
                    help="UniQA_weight.pt (default: $PYIQA_WEIGHTS_DIR, then $TORCH_HOME/hub/pyiqa); "
                         "'random-tiny': untrained weights, for tests only")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda if available)")
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="precision of the frozen CLIP (default auto: bf16 where it is fast, else fp32)")
     p.add_argument("--batch-size", type=int, default=None,

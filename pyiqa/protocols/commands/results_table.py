@@ -22,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Print our results beside the UniQA paper's numbers (Tables 1, 2-3, 4, 5) with the "
-                    "differences, and write TABLE.md and TABLE.png (ours vs the paper's SRCC).")
+                    "differences, and write TABLE.md and TABLE.png (every SRCC of ours, beside the paper's "
+                    "where it has one; results from random weights flagged). A number no correlation can be "
+                    "(outside [-1, 1], NaN in a summary) makes its file malformed.")
     parser.add_argument("results", type=Path, help="the results folder (holding <name>/summary.json and "
                                                    "zero_shot/<dataset>.json)")
     parser.add_argument("--out", type=Path, default=None,

@@ -104,6 +104,30 @@ def test_image_name_outside_its_root_names_row_and_name(tmp_path, name, why):
     shown = name if len(name) < 120 else "x" * 60
     _expect_error(tmp_path, root, rf"AGIQA-3K: '.*data.csv' line 4: image name '{re.escape(shown)}.*' {why}")
 
+@pytest.mark.parametrize("name, shown, why", [
+    ("", "", r"is empty; expected a file name"),
+    ("a\nb.jpg", r"a\\nb.jpg", r"holds the control character '\\n' \(U\+000A\)"),
+    ("a\tb.jpg", r"a\\tb.jpg", r"holds the control character '\\t' \(U\+0009\)"),
+])
+def test_empty_or_control_character_name_is_refused_with_its_line(tmp_path, name, shown, why):
+    # counted as a missing image before: the run went on without it and exited 0
+    root, path = _agiqa3k(tmp_path)
+    _set_cell(path, 3, 0, name)
+    _expect_error(tmp_path, root, rf"AGIQA-3K: '.*data.csv' line 4: image name '{shown}' {why}")
+
+
+def test_cli_newline_in_a_name_is_one_error_line(tmp_path):
+    root, path = _agiqa3k(tmp_path)
+    _set_cell(path, 2, 0, "a\nb.jpg")  # csv.writer quotes it: the cell really holds a newline
+    proc = run_script([SCRIPT, "agiqa3k", "--root", str(root), "--out", str(tmp_path / "out")], cwd=tmp_path,
+                      check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert error == [f"error: AGIQA-3K: '{path}' line 3: image name 'a\\nb.jpg' holds the control character "
+                     "'\\n' (U+000A); expected a file name (a newline in a name is usually a quote left open "
+                     "in the cell)"]
+    assert not (tmp_path / "out").exists()
+
 
 def test_reference_name_outside_its_root_is_refused(tmp_path):
     root = tmp_path / "kadid10k"

@@ -18,7 +18,7 @@ from PIL import Image
 from helpers import REPO, run_script
 from pyiqa.utils.errors import ConfigError, DataError, OutputError
 from train_clip.corpus.build import build_corpus
-from train_clip.corpus.comments import CommentSource, image_name, read_comments
+from train_clip.corpus.comments import MAX_IMAGE_CHARS, CommentSource, image_name, read_comments
 from train_clip.corpus.commands import build_corpus as build_command
 from train_clip.corpus.commands import generate_descriptions
 from train_clip.corpus.describe import reply_cap
@@ -104,6 +104,39 @@ def test_comments_file_that_is_a_fifo_is_refused(tmp_path):
     os.mkfifo(fifo)  # reading it would block forever
     with pytest.raises(DataError, match=r"Comments file '.*AVA_Comments_Full.txt' is a FIFO"):
         list(read_comments(CommentSource(fifo)))
+
+
+def test_comment_line_over_the_cap_is_refused_with_its_line(tmp_path):
+    # a 60 MB line was read, cleaned and ranked; one image's comments stay far below the cap
+    path = tmp_path / "c.jsonl"
+    line = json.dumps({"image": "2", "comments": ["x " * (MAX_IMAGE_CHARS // 2)]})
+    path.write_text(json.dumps({"image": "1", "comments": ["fine light"]}) + "\n" + line + "\n")
+    with pytest.raises(DataError, match=rf"c.jsonl:2: the line holds {len(line):,} characters, over the "
+                                        rf"cap of {MAX_IMAGE_CHARS:,} for one image's comments"):
+        list(read_comments(CommentSource(path)))
+    lines = tmp_path / "AVA_Comments_Full.txt"
+    lines.write_text("1 953619 nice#" + "y" * (MAX_IMAGE_CHARS + 1) + "\n")
+    with pytest.raises(DataError, match=r"AVA_Comments_Full.txt:1: the line holds"):
+        list(read_comments(CommentSource(lines, delimiter=" ")))
+
+
+@pytest.mark.parametrize("comments, got", [(42, "int 42"), ("nice", "str 'nice'"),
+                                           (["ok", 7], "a list holding int")])
+def test_build_corpus_comments_of_the_wrong_type_name_the_line(tmp_path, comments, got):
+    # a string or a number was skipped with a warning and the corpus built without the file's texts
+    root = tmp_path / "images"
+    _image(root / "a.png")
+    desc = _descriptions(tmp_path / "q.jsonl", ["a.png"])
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text(json.dumps({"image": "a.png", "comments": ["good light"]}) + "\n"
+                    + json.dumps({"image": "a.png", "comments": comments}) + "\n")
+    with pytest.raises(DataError, match=rf"'.*kept.jsonl' line 2: 'comments' must be a list of strings, got "
+                                        rf"{got}.*; is it a kept-comments file \(pyiqa-purify-comments\)\?"):
+        build_corpus([desc], root, tmp_path / "corpus.json", comments=[kept])
+    assert not (tmp_path / "corpus.json").exists()
+    desc.write_text(json.dumps({"image": "a.png", "text": 5}) + "\n")
+    with pytest.raises(DataError, match=r"'.*q.jsonl' line 1: 'text' must be a string, got int 5"):
+        build_corpus([desc], root, tmp_path / "corpus.json")
 
 
 # --------------------------------------------------------------------------------- train_clip sources

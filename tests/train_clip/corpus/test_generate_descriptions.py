@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Dict, List
 
 import pytest
@@ -287,6 +288,42 @@ def test_wrong_meta_root_and_columns_fail_before_any_request(ds, tmp_path, capsy
     assert ended.value.code == 2
     assert capsys.readouterr().err == f"error: Meta info CSV '{tmp_path / 'nope.csv'}' does not exist\n"
 
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--concurrency", "1000000000", "--concurrency 1000000000 is out of range: expected from 1 to 256 "
+                                    "(requests in flight)"),
+    ("--max-tokens", str(10 ** 15), "--max-tokens 1000000000000000 is out of range: expected from 1 to 32768"),
+    ("--jpeg-quality", "0", "--jpeg-quality 0 is out of range: expected from 1 to 95"),
+    ("--jpeg-quality", "101", "--jpeg-quality 101 is out of range: expected from 1 to 95"),
+    ("--limit", "-1", "--limit -1 is out of range: expected >= 1 (images described this run; leave the flag "
+                      "out for all)"),
+    ("--limit", "0", "--limit 0 is out of range: expected >= 1"),
+    ("--max-consecutive-failures", "-1", "--max-consecutive-failures -1 is out of range: expected >= 0"),
+    ("--timeout", "nan", "--timeout nan is out of range"),
+    ("--temperature", "inf", "--temperature inf is out of range: expected from 0 to 2"),
+])
+def test_numeric_flag_out_of_range_is_one_error_before_any_request(ds, flag, value, message, capsys):
+    # --limit -1 used to describe all but the last image; the others were passed on to the server or Pillow
+    with StubServer(identify=identify) as server:
+        with pytest.raises(SystemExit) as ended:
+            run_cli(lambda: generate_descriptions.main(cli(ds, server, flag, value)))
+        assert server.requests == []
+    assert ended.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and err.startswith(f"error: {message}"), err
+    assert not ds["out"].exists()
+
+
+def test_zero_consecutive_failures_means_never_stop(ds):
+    # documented in --help ("0: never"): every image fails and the run still goes through all of them
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    argv = cli(ds, SimpleNamespace(url=dead), "--retries", "0", "--max-consecutive-failures", "0",
+               "--timeout", "2")
+    summary = generate_descriptions.main(argv)
+    assert summary.described == 0 and sum(summary.failures.values()) == len(MOS)
 
 def test_missing_image_is_a_failure_and_set_up_errors_stop_the_run(ds):
     (ds["root"] / ds["names"][5]).unlink()

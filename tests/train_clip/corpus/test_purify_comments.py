@@ -267,6 +267,18 @@ def test_errors(data, tmp_path, tiny_backbone, capsys):
     empty = tmp_path / "empty_dir"
     empty.mkdir()
     fails(DataError, "--comments", str(empty), match="no <image id>.txt")
+    # nothing to purify: once "Read 0 comments of 0 images" and exit 0
+    (tmp_path / "zero.jsonl").write_bytes(b"")
+    fails(DataError, "--comments", str(tmp_path / "zero.jsonl"),
+          match=r"Comments file '.*zero.jsonl' is empty \(0 bytes\); there is nothing to purify")
+    (tmp_path / "blank.jsonl").write_text("\n  \n")
+    fails(DataError, "--comments", str(tmp_path / "blank.jsonl"),
+          match=r"Comments '.*blank.jsonl' hold no comments \(0 image\(s\) read as jsonl\); there is nothing")
+    (tmp_path / "silent").mkdir()
+    (tmp_path / "silent" / "11.txt").write_text("")
+    fails(DataError, "--comments", str(tmp_path / "silent"),
+          match=r"hold no comments \(1 image\(s\) read as ava-dir\)")
+    fails(ConfigError, "--delimiter", "", match=r"^--delimiter '' is empty; give the text between two comments")
     assert not (tmp_path / "k.jsonl").exists()
     # through run_cli, as a user sees it: one 'error:' line, exit status 2
     from pyiqa.utils.entry import run_cli

@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="environment variable holding the API key; unset: a placeholder is sent, "
                              "fine for local servers (default: %(default)s)")
     server.add_argument("--concurrency", type=int, default=d["concurrency"], metavar="N",
-                        help="requests in flight (default: %(default)s)")
+                        help="requests in flight, 1 to 256 (default: %(default)s)")
     server.add_argument("--timeout", type=float, default=d["timeout"], metavar="S",
                         help="seconds per request before it counts as timed out (default: %(default)s)")
     server.add_argument("--retries", type=int, default=d["retries"],
@@ -73,19 +73,19 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--backoff", type=float, default=d["backoff"], metavar="S",
                         help="first back-off in seconds, doubled per retry, capped at 60 (default: %(default)s)")
     server.add_argument("--max-tokens", type=int, default=d["max_tokens"],
-                        help="cap on output tokens per description (default: %(default)s)")
+                        help="cap on output tokens per description, 1 to 32768 (default: %(default)s)")
     server.add_argument("--temperature", type=float, default=d["temperature"],
-                        help="sampling temperature (default: %(default)s)")
+                        help="sampling temperature, 0 to 2 (default: %(default)s)")
     server.add_argument("--max-side", type=int, default=d["max_side"], metavar="PX",
-                        help="longest image side sent, in pixels (default: %(default)s)")
+                        help="longest image side sent, in pixels, 16 to 8192 (default: %(default)s)")
     server.add_argument("--jpeg-quality", type=int, default=d["jpeg_quality"], metavar="Q",
-                        help="JPEG quality of the image sent (default: %(default)s)")
+                        help="JPEG quality of the image sent, 1 to 95 (default: %(default)s)")
     run = p.add_argument_group("run")
     run.add_argument("--max-consecutive-failures", type=int, default=d["max_consecutive_failures"],
                      metavar="N", help="stop after N failed images in a row (server down, model without "
                      "image input); 0: never (default: %(default)s)")
     run.add_argument("--limit", type=int, default=None, metavar="N",
-                     help="describe at most N more images this run (a trial)")
+                     help="describe at most N (>= 1) more images this run (a trial); default: all")
     run.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 

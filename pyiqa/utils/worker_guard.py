@@ -13,9 +13,12 @@ import functools
 import multiprocessing.queues
 import os
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
-from ..utils.errors import TrainingError
+from .errors import DataError, TrainingError
+
+
+_OUT_OF_SPACE = ("File too large", "No space left on device", "unable to resize file", "unable to write to file")
 
 
 class WorkerSendError(RuntimeError):
@@ -57,7 +60,34 @@ def loader_failure(err: BaseException) -> Optional[str]:
     if isinstance(err, RuntimeError) and "DataLoader worker" in text and (
             "exited unexpectedly" in text or "is killed by signal" in text):
         return text.splitlines()[0]
+    if "in DataLoader worker process" in text and any(s in text for s in _OUT_OF_SPACE):
+        # the worker's collate could not place the batch in shared memory (re-raised by the loader)
+        return [line for line in text.splitlines() if line.strip()][-1].strip()
     return None
+
+
+def guarded_batches(loader: Any, failed: Callable[[str], BaseException]) -> Iterator[Any]:
+    """``loader``'s batches with the guard installed; a failed worker raises ``failed(reason)``, never hangs."""
+    guard_loader(loader)
+    batches = iter(loader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except RuntimeError as err:
+            reason = loader_failure(err)
+            if reason is None:
+                raise
+            raise failed(reason) from None
+        yield batch
+
+
+def reading_failed(what: str) -> Callable[[str], DataError]:
+    """The ``failed`` of :func:`guarded_batches` for a loader that only reads (evaluation, scoring, caching)."""
+    return lambda reason: DataError(
+        f"A DataLoader worker failed while reading {what}: {reason}. Free shared memory (/dev/shm) or disk "
+        "space, raise the file size limit or use fewer workers, then run again")
 
 
 def worker_error(reason: str, step: int, epoch: int, last_state: Any) -> TrainingError:
