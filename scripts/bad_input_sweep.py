@@ -12,6 +12,10 @@ one installed command as a real subprocess with a timeout, and is classified, fi
   clear error  a non-zero exit without a traceback
   ok           exit 0 where success was acceptable (``expect`` holds ``ok``)
 
+Root writes into read-only folders, so as root those cases are "not testable"; run them as another user
+(the interpreter and the repository must be readable to it), e.g.
+``su nobody -s /bin/bash -c "python scripts/bad_input_sweep.py --only 'read-only|out-ro|out-dir' --work /tmp/ro"``.
+
 Every subprocess runs with a 6 GiB address-space cap, so a reader that never stops ends as a crash or
 a traceback (MemoryError) rather than taking the machine down.
 

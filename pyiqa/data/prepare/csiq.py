@@ -21,8 +21,8 @@ repository; a public code comment quoting its rows gives the header ``image dst_
 dmos_std dmos`` and rows like ``1600 1 noise 1 0.061 0.062``). IQA-PyTorch's published meta file (866 rows,
 30 references, DMOS 0-1; 150 images per type, 116 for contrast) agrees with the names and types above.
 A dmos or dmos_std that is empty, text, ``inf`` or negative is an error naming sheet row and value; a
-renamed sheet is an error listing the sheets found; an image listed twice is an error naming both rows
-(a row holds only the name and its scores, so a repeat copies or contradicts the first).
+renamed sheet is an error listing the sheets found; an image listed twice is kept once when its scores
+agree, else an error.
 """
 from __future__ import annotations
 

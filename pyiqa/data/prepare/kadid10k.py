@@ -9,8 +9,8 @@ distortion type and level parsed from the file name.
 Layout from documentation, not yet checked on a real file (the release's ``dmos.csv`` was not found in
 any public repository); IQA-PyTorch's published ``meta_info_KADID10kDataset.csv``, written from it
 (10,125 rows, 81 references, dmos 1.0-4.93, std 0.0-1.593), agrees with what we read and write. A dmos or
-var that is empty, text, ``inf`` or negative is an error naming the line; an image listed twice is an
-error naming both lines (a row holds only the names and scores, so a repeat copies or contradicts the first).
+var that is empty, text, ``inf`` or negative is an error naming the line; an image listed twice is kept
+once when its scores agree, else an error.
 """
 from __future__ import annotations
 

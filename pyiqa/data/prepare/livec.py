@@ -14,8 +14,7 @@ write exactly that: the same names, values and order.
 Layout from documentation and IQA-PyTorch's reader, not yet checked on a real file (the release's .mat
 files were not found in any public repository); IQA-PyTorch's published meta file (1,169 rows, MOS
 3.42-92.43), written from them, agrees with it. A MOS or std that is not a finite number >= 0 is an
-error naming the file and entry; an image listed twice is an error naming both entries (an entry holds
-only the name and its scores, so a repeat copies or contradicts the first).
+error naming the file and entry; an image listed twice is kept once when its scores agree, else an error.
 """
 from __future__ import annotations
 

@@ -10,8 +10,7 @@ Checked on the real files (``mos_with_names.txt`` and ``mos_std.txt`` as vendore
 github.com/parag2489/Image-Quality, CRLF line ends): 3,000 rows, 25 references, MOS 0.24242-7.21429,
 std 0-0.29978; what we write equals IQA-PyTorch's published ``meta_info_TID2013Dataset.csv`` row for row
 (names, MOS and std). A MOS or std that is empty, text, ``inf`` or negative is an error naming the line;
-an image listed twice is an error naming both lines (a row holds only the name and its scores, so a
-repeat copies or contradicts the first).
+an image listed twice is kept once when its scores agree and an error when they differ.
 
 pyiqa's CSV is ``ref_name,dist_name,mos,std``: the names exactly as ``mos_with_names.txt`` spells them
 (their case is irregular: ``I01_01_1.bmp``, ``i01_01_2.bmp``, ``I01_11_1.BMP``) and the reference
