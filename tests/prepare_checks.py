@@ -11,7 +11,7 @@ from typing import List, Optional, Sequence
 import pandas as pd
 
 from pyiqa.data.meta_info import read_meta_info, read_split_pickle, split_from_column
-from pyiqa.data.prepare import get_preparer, pickle_name, prepare
+from pyiqa.data.prepare import get_preparer, split_pickle_name, prepare
 from pyiqa.data.prepare.split_maker import RATIOS, part_sizes
 
 FEW = (2, 3)
@@ -40,7 +40,7 @@ def check_prepared(name: str, out: Path, *, columns: List[str], rows: int, lead:
     body = table.iloc[lead:].reset_index(drop=True)
     assert body[preparer.mos_column].astype(float).notna().all()
     for ratio, shares in RATIOS.items():
-        pickled = {k: read_split_pickle(out / pickle_name(name, f"ratio{ratio}"), k) for k in range(1, 11)}
+        pickled = {k: read_split_pickle(out / split_pickle_name(name, f"ratio{ratio}"), k) for k in range(1, 11)}
         contents = body[reference].nunique() if reference else rows
         want = part_sizes(contents, shares)
         seen = set()
@@ -60,16 +60,16 @@ def check_prepared(name: str, out: Path, *, columns: List[str], rows: int, lead:
             seen.add(tuple(split["test"]))
         if contents >= 5:
             assert len(seen) > 1, "the ten splits are all the same"
-    train_802 = {k: read_split_pickle(out / pickle_name(name, "ratio802"), k) for k in range(1, 11)}
+    train_802 = {k: read_split_pickle(out / split_pickle_name(name, "ratio802"), k) for k in range(1, 11)}
     for n in few_labels:
         for k in range(1, 11):
-            few = read_split_pickle(out / pickle_name(name, f"fewlabel{n}"), k)
+            few = read_split_pickle(out / split_pickle_name(name, f"fewlabel{n}"), k)
             assert len(few["train"]) == n and set(few["train"]) <= set(train_802[k]["train"])
             assert few["test"] == train_802[k]["test"]
     assert ("official_split" in table.columns) == official
-    assert (out / pickle_name(name, "official")).is_file() == official
+    assert (out / split_pickle_name(name, "official")).is_file() == official
     if official:
-        split = read_split_pickle(out / pickle_name(name, "official"), 1)
+        split = read_split_pickle(out / split_pickle_name(name, "official"), 1)
         assert sorted(sum(split.values(), [])) == list(range(rows))
     return table
 

@@ -33,6 +33,7 @@ import pandas as pd
 from PIL import Image, ImageEnhance, ImageFilter
 
 from ..utils.errors import OutputError
+from .splits import split_column_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -179,8 +180,8 @@ def _build_demo_dataset(root: Union[str, Path], force: bool = False,
     root = Path(root)
     paths = demo_paths(root)
     result: Dict[str, object] = {**paths, "num_images": len(CONTENTS) * (1 + len(DISTORTIONS) * len(LEVELS)),
-                                 "num_splits": NUM_SPLITS, "split_column_prefix": "ratio802_seed123_split_",
-                                 "val_split_column_prefix": "ratio712_seed123_split_"}
+                                 "num_splits": NUM_SPLITS, "split_column_prefix": split_column_prefix("802"),
+                                 "val_split_column_prefix": split_column_prefix("712")}
     if not force and is_complete(root):
         logger.info("Demo dataset already complete at %s", root)
         return {**result, "built": False}

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 import pandas as pd
@@ -30,11 +31,41 @@ logger = logging.getLogger(__name__)
 SplitIndex = Optional[Union[int, str]]
 
 
+#: The seed in pyiqa's split names (``ratio802_seed123_split_01``, ``koniq10k_ratio802_seed123.pkl``); the
+#: preparers also draw their splits with it. Every split name is spelled by the functions below, only here.
+SPLIT_SEED = 123
+
+
+def split_column_prefix(split_ratio: Any = "802") -> str:
+    """``ratio{split_ratio}_seed123_split_``: the split columns of one ratio, before the two-digit index."""
+    return f"ratio{split_ratio}_seed{SPLIT_SEED}_split_"
+
+
 def split_column_name(split_index: Union[int, str], split_ratio: Any = "802") -> str:
     """pyiqa's split column for an integer ``split_index`` (a string is a column name already)."""
     if isinstance(split_index, str):
         return split_index
-    return f"ratio{split_ratio}_seed123_split_{int(split_index):02d}"
+    return f"{split_column_prefix(split_ratio)}{int(split_index):02d}"
+
+
+def split_pickle_name(prefix: str, kind: str) -> str:
+    """File name of a split pickle: ``kind`` is 'ratio802', 'ratio712', 'official' or 'fewlabel50'."""
+    return f"{prefix}_{kind}.pkl" if kind == "official" else f"{prefix}_{kind}_seed{SPLIT_SEED}.pkl"
+
+
+def few_label_pickle_name(prefix: str, labels: int) -> str:
+    """``<prefix>_fewlabel<labels>_seed123.pkl``: the few-label repeats the preparers write."""
+    return split_pickle_name(prefix, f"fewlabel{labels}")
+
+
+_SPLIT_PICKLE = re.compile(r"(.+?)_(ratio\d+_seed\d+|official|fewlabel\d+_seed\d+)\.pkl")
+
+
+def split_pickle_prefix(file_name: str) -> Optional[str]:
+    """The dataset prefix of a split pickle's name (``koniq10k`` of ``koniq10k_ratio802_seed123.pkl``), or
+    None for a name that does not follow the convention."""
+    match = _SPLIT_PICKLE.fullmatch(file_name)
+    return match.group(1) if match else None
 
 
 def select_rows(table: pd.DataFrame, csv_path: Any, phase: str, where: str, *, split_file: Optional[str],

@@ -23,14 +23,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import pandas as pd
 
 from ..data.meta_info import Split, read_split_pickle
-from ..data.splits import split_column_name
+from ..data.splits import few_label_pickle_name, split_column_name, split_pickle_name, split_pickle_prefix
 from ..utils.errors import ConfigError, DataError
 from ..utils.options import load_yaml
 from ..utils.registry import closest
 
 SPLIT_KEYS = ("split_file", "split_index", "split_ratio", "split_column", "override_phase")
-FEW_LABEL_FILE = "{prefix}_fewlabel{labels}_seed123.pkl"  # as pyiqa.data.prepare.pipeline.pickle_name
-_SPLIT_FILE_RE = re.compile(r"(.+?)_(ratio\d+_seed\d+|official|fewlabel\d+_seed\d+)\.pkl")
 _META_FILE_RE = re.compile(r"meta_info_(.+?)(Dataset)?\.csv")
 
 
@@ -92,14 +90,14 @@ def few_label_file(train: Dict[str, Any], labels: int) -> Path:
                           "next to the meta CSV by pyiqa-prepare-dataset")
     prefix = next((p.name for p in PREPARERS.values() if p.meta_file == csv.name), None)
     split_file = Path(str(train.get("split_file") or ""))
-    if prefix is None and (m := _SPLIT_FILE_RE.fullmatch(split_file.name)):
-        prefix = m.group(1)
+    if prefix is None:
+        prefix = split_pickle_prefix(split_file.name)
     if prefix is None and (m := _META_FILE_RE.fullmatch(csv.name)):
         prefix = m.group(1).lower()
     if prefix is None:
         raise ConfigError(f"--labels {labels}: cannot tell the dataset's few-label file from meta CSV "
                           f"'{csv}'; name it meta_info_<Name>Dataset.csv as pyiqa-prepare-dataset does")
-    path = csv.parent / FEW_LABEL_FILE.format(prefix=prefix, labels=labels)
+    path = csv.parent / few_label_pickle_name(prefix, labels)
     if not path.is_file():
         known = prefix if prefix in PREPARERS else "NAME"
         raise DataError(f"--labels {labels}: few-label file '{path}' does not exist; write it with: "
@@ -197,8 +195,8 @@ def validation_part(datasets: Dict[str, Any], split: int) -> Tuple[str, str]:
         why = ("has no 'val' rows, so validation falls back to the test part" if not val.get("override_phase")
                else f"is read with override_phase: {part}")
         return part, (f"datasets.val's {v_source} {why}: net_best.pth is chosen on the test images (the "
-                      "release's protocol). Use a 70/10/20 split (<name>_ratio712_seed123.pkl, or split_ratio: "
-                      "712 with split columns) for an honest estimate")
+                      f"release's protocol). Use a 70/10/20 split ({split_pickle_name('<name>', 'ratio712')}, or "
+                      "split_ratio: 712 with split columns) for an honest estimate")
     test = datasets.get("test")
     if test is None:
         return "val", ""

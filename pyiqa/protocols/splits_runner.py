@@ -22,6 +22,7 @@ from typing import Any, Dict, List, Optional
 
 import yaml
 
+from ..data.splits import split_pickle_name
 from ..utils.atomic import write_if_changed
 from ..utils.errors import ConfigError, TrainingError
 from ..utils.options import apply_overrides, load_yaml
@@ -133,7 +134,8 @@ def make_plan(args: SplitRunArgs) -> Plan:
         if list(args.splits) != [1]:
             raise ConfigError(f"{args.opt}: datasets.train has no split_file or split_index, so every split "
                               "would train on the same rows; give the 10-split file "
-                              "(<name>_ratio802_seed123.pkl), or --splits 1 for one run on the dataset's own "
+                              f"({split_pickle_name('<name>', 'ratio802')}), or --splits 1 for one run on the "
+                              "dataset's own "
                               "(official) split")
         logger.info("%s: no split selection: one run on the dataset's own split (AVA's and AADB's "
                     "official split)", args.opt)

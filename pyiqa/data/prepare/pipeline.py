@@ -36,10 +36,11 @@ from tqdm import tqdm
 from ...utils.atomic import write_if_changed
 from ...utils.errors import ConfigError, DataError
 from ..meta_info import SPLIT_NAMES, Split
+from ..splits import split_pickle_name
 from .label_checks import drop_repeats, in_range, scores
 from .locate import find_images, find_root
 from .registry import Annotations, Preparer, get_preparer
-from .split_maker import FEW_LABELS, RATIOS, SEED, few_label_splits, random_splits, split_columns
+from .split_maker import FEW_LABELS, RATIOS, few_label_splits, random_splits, split_columns
 from .user_files import check_names
 
 logger = logging.getLogger(__name__)
@@ -60,11 +61,6 @@ class Report:
     written: List[Path]
     split_sizes: Dict[str, Dict[str, int]]
     few_label_skipped: List[int]
-
-
-def pickle_name(name: str, kind: str) -> str:
-    """File name of a split pickle: kind is 'ratio802', 'ratio712', 'official' or 'fewlabel50'."""
-    return f"{name}_{kind}.pkl" if kind == "official" else f"{name}_{kind}_seed{SEED}.pkl"
 
 
 def prepare(name: str, root: os.PathLike, out: os.PathLike,
@@ -122,7 +118,7 @@ def prepare(name: str, root: os.PathLike, out: os.PathLike,
 
     files = {out / preparer.meta_file: csv_table.to_csv(index=False, lineterminator="\n").encode()}
     for kind, value in pickles.items():
-        files[out / pickle_name(preparer.name, kind)] = pickle.dumps(_plain(value), protocol=4)
+        files[out / split_pickle_name(preparer.name, kind)] = pickle.dumps(_plain(value), protocol=4)
     written = [path for path, data in files.items() if write_if_changed(path, data)]
     sizes = {kind: {part: len(rows) for part, rows in value[1].items()} for kind, value in pickles.items()}
     report = Report(preparer.name, len(body), missing, dataroot, list(files), written, sizes, skipped)

@@ -13,8 +13,9 @@ import numpy as np
 import pandas as pd
 
 from ..meta_info import SPLIT_NAMES, Split
+from ..splits import SPLIT_SEED, split_column_name
 
-SEED = 123
+SEED = SPLIT_SEED  # the splits are drawn with the seed their names carry
 NUM_SPLITS = 10
 #: pyiqa's ratio tags: '802' = 80% train / 0% val / 20% test, '712' = 70/10/20.
 RATIOS: Dict[str, Tuple[float, float, float]] = {"802": (0.8, 0.0, 0.2), "712": (0.7, 0.1, 0.2)}
@@ -90,5 +91,5 @@ def split_columns(splits: Dict[int, Split], num_rows: int, ratio: str, offset: i
         for name in SPLIT_NAMES:
             for row in split[name]:
                 values[row + offset] = name
-        columns[f"ratio{ratio}_seed{SEED}_split_{k:02d}"] = values
+        columns[split_column_name(k, ratio)] = values
     return pd.DataFrame(columns)

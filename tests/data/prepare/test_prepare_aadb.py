@@ -8,7 +8,7 @@ import pytest
 from layouts import aadb, tiny_image
 from prepare_checks import check_prepared, check_rerun_is_noop, run_prepare
 from pyiqa.data.meta_info import read_split_pickle, split_from_column
-from pyiqa.data.prepare import pickle_name
+from pyiqa.data.prepare import split_pickle_name
 from pyiqa.utils.errors import DataError
 
 
@@ -25,7 +25,7 @@ def test_aadb_csv_splits_and_rerun(tmp_path):
     assert table["img_name"][13] == f"AADB_newtest_originalSize/0.775_{aadb.image_name(13)}"
     split = split_from_column(table, "official_split", "csv")
     assert split == {"train": list(range(10)), "val": [10, 11, 12], "test": [13, 14, 15, 16]}
-    assert read_split_pickle(tmp_path / "out" / pickle_name("aadb", "official"), 1) == split
+    assert read_split_pickle(tmp_path / "out" / split_pickle_name("aadb", "official"), 1) == split
     check_rerun_is_noop("aadb", tmp_path / "aadb", tmp_path / "out")
 
 

@@ -9,7 +9,7 @@ import pytest
 from layouts import ava, tiny_image
 from prepare_checks import check_prepared, check_rerun_is_noop, run_prepare
 from pyiqa.data.meta_info import read_split_pickle
-from pyiqa.data.prepare import pickle_name
+from pyiqa.data.prepare import split_pickle_name
 from pyiqa.utils.errors import DataError
 
 
@@ -28,7 +28,7 @@ def test_ava_csv_splits_and_rerun(tmp_path):
     codes = dict(zip(table["img_name"], table["official_split"]))
     assert {n for n, c in codes.items() if c == "2"} == {f"{i}.jpg" for i in ava.TEST_IDS}
     assert list(codes.values()).count("1") == 1
-    official = read_split_pickle(tmp_path / "out" / pickle_name("ava", "official"), 1)
+    official = read_split_pickle(tmp_path / "out" / split_pickle_name("ava", "official"), 1)
     assert {k: len(v) for k, v in official.items()} == {"train": 8, "val": 1, "test": 3}
     assert official["test"] == [i for i, c in enumerate(table["official_split"]) if c == "2"]
     check_rerun_is_noop("ava", tmp_path / "ava", tmp_path / "out")

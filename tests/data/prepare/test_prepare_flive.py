@@ -10,7 +10,7 @@ import pytest
 from layouts import flive, tiny_image
 from prepare_checks import check_prepared, check_rerun_is_noop, run_prepare
 from pyiqa.data.meta_info import read_split_pickle, split_from_column
-from pyiqa.data.prepare import pickle_name
+from pyiqa.data.prepare import split_pickle_name
 from pyiqa.utils.errors import DataError
 
 PUBLISHED_HEADER = ("mos_patch_1,name_patch,width_patch_1,height_patch_1,top_patch_1,left_patch_1,"
@@ -31,7 +31,7 @@ def test_flive_csv_splits_and_rerun(tmp_path):
     split = split_from_column(table, "official_split", "csv")
     assert split["test"] == flive.TEST and split["val"] == flive.VALID
     assert split["train"] == [k for k in range(layout.rows) if k not in flive.TEST + flive.VALID]
-    assert read_split_pickle(tmp_path / "out" / pickle_name("flive", "official"), 1) == split
+    assert read_split_pickle(tmp_path / "out" / split_pickle_name("flive", "official"), 1) == split
     check_rerun_is_noop("flive", tmp_path / "flive", tmp_path / "out")
 
 
