@@ -11,6 +11,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # so test modules can `import helpers`
 
 
+def pytest_configure(config):
+    # CI runs every test; `pytest -m "not slow"` is the quick loop while editing (about 2 minutes)
+    config.addinivalue_line("markers", "slow: trains or runs installed commands in subprocesses (seconds each)")
+
+
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Dict[str, Any]:
     from pyiqa.data.demo_dataset import build_demo_dataset

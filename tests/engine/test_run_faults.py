@@ -14,6 +14,8 @@ from helpers import REPO, run_script, train_options, write_yaml
 from pyiqa.engine.options import parse_options, validate_options
 from pyiqa.utils.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 TRAIN = str(REPO / "train.py")
 
 

@@ -8,6 +8,8 @@ import pytest
 
 from helpers import REPO, run_script
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 SCORES = r"srcc: (-?[\d.]+)\s+plcc: (-?[\d.]+)"
 
 

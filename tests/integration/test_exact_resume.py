@@ -9,10 +9,13 @@ import subprocess
 import sys
 import time
 
+import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from helpers import REPO, run_script, train_options, write_yaml
+
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
 
 TOTAL = 32  # 104 training images / batch 4 = 26 iterations per epoch: the resumed part crosses an epoch end
 

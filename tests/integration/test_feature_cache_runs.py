@@ -16,6 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from pyiqa.train import main
 from helpers import REPO, run_script, train_options, write_yaml
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 
 TOTAL = 160  # cached steps take milliseconds: long enough to be killed mid-run
 

@@ -12,6 +12,8 @@ import torch
 
 from helpers import REPO, run_script, train_options, write_yaml
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 TRAIN = str(REPO / "train.py")
 
 

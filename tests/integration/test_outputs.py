@@ -12,6 +12,8 @@ from helpers import REPO, run_script, train_options, write_yaml
 from pyiqa.test import choose_precision, recorded_precision
 from pyiqa.utils.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 CPU = torch.device("cpu")
 
 

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import csv
 
+import pytest
+
 from helpers import REPO, run_script
 from layouts import kadid10k
 from pyiqa.data.meta_info import read_split_pickle
+
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
 
 
 def test_prepare_then_train_and_test_with_the_shipped_kadid10k_configs(tmp_path, tiny_backbone):

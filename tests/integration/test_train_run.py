@@ -16,6 +16,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from helpers import REPO, run_script, train_options, write_yaml
 from pyiqa.utils.errors import ConfigError, PyiqaError
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 TRAINABLE_KEYS = {"adapter.fc.0.weight", "adapter.fc.2.weight", "score_level"}
 
 

@@ -15,6 +15,8 @@ import pytest
 
 from pyiqa.protocols.zero_shot import shipped_test_configs
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 COMMANDS = ("pyiqa-prepare-dataset", "pyiqa-run-splits", "pyiqa-eval-zero-shot", "pyiqa-results-table",
             "pyiqa-generate-descriptions", "pyiqa-purify-comments", "pyiqa-build-corpus")
 

@@ -22,6 +22,8 @@ from pyiqa.protocols.splits_runner import SplitRunArgs, make_plan
 from pyiqa.utils.entry import run_cli
 from pyiqa.utils.errors import ConfigError
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 DEMO_YML = str(REPO / "options/train/UniQA/demo.yml")
 SECTIONS = ("train", "val", "test")
 # two iterations, validation at the end, one centre crop: each train.py run takes ~10 s on 2 cores

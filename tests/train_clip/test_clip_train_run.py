@@ -9,6 +9,8 @@ import torch
 from clip_helpers import clip_options, first_last, losses
 from helpers import REPO, run_script, write_yaml
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 SCRIPT = str(REPO / "train_clip" / "train.py")
 STEPS = 24
 # One thread per process: tiny models gain nothing from more, and on a loaded 2-core machine OpenMP's

@@ -19,6 +19,8 @@ from helpers import REPO, run_script
 from pyiqa.utils.errors import ConfigError
 from pyiqa.utils.shipped_configs import KINDS, configs_root, list_configs, resolve_option_file
 
+pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
+
 TRAIN_DEMO = configs_root() / "train" / "UniQA" / "demo.yml"
 SHORT = ["train.total_epoch=1", "train.scheduler.T_max=1", "val.val_freq=11", "logger.save_latest_freq=11"]
 
