@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import logging
 from pathlib import Path
 
 import pytest
@@ -55,19 +54,7 @@ def test_release_config_with_demo_overrides_validates(name, demo_data, tiny_back
     assert opt["val"]["val_freq"] == float(200 if name == "livec.yml" else 2000)  # untouched
 
 
-@pytest.fixture()
-def restore_logging():
-    """``main`` configures the ``pyiqa`` logger tree for a run; give later tests their logging back."""
-    log = logging.getLogger("pyiqa")
-    saved = (list(log.handlers), log.propagate, log.level)
-    yield
-    for handler in log.handlers:
-        if handler not in saved[0]:
-            handler.close()
-    log.handlers[:], log.propagate, log.level = saved
-
-
-def test_release_livec_config_trains_for_real(tmp_path, demo_data, tiny_backbone, restore_logging):
+def test_release_livec_config_trains_for_real(tmp_path, demo_data, tiny_backbone):
     """One epoch of the release LIVEC recipe (floats for val_freq/save_latest_freq, total_iter and
     total_epoch both set, legacy keys) through the real trainer, on the demo data."""
     from pyiqa.train import main

@@ -1,7 +1,6 @@
 """Fixtures of the train_clip tests: a small learnable image-caption set written by the test."""
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Dict
@@ -17,20 +16,6 @@ sys.path.insert(0, str(HERE.parents[1]))  # the repository: train_clip is an app
 def pairs(tmp_path_factory) -> Dict[str, Any]:
     from clip_helpers import write_pairs
     return write_pairs(tmp_path_factory.mktemp("pairs"))
-
-
-@pytest.fixture
-def keep_logging():
-    """In-process main() configures the 'pyiqa' loggers; put them back for the tests that follow."""
-    saved = {}
-    for name in ("pyiqa", "train_clip"):
-        log = logging.getLogger(name)
-        saved[name] = (list(log.handlers), log.propagate, log.level)
-    yield
-    for name, (handlers, propagate, level) in saved.items():
-        log = logging.getLogger(name)
-        log.handlers[:] = handlers
-        log.propagate, log.level = propagate, level
 
 
 @pytest.fixture(autouse=True)

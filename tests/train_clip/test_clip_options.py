@@ -33,7 +33,7 @@ def test_options_are_validated_with_suggestions(pairs):
         validate(clip_options("x", pairs, precision="fp8"))
 
 
-def test_batch_larger_than_the_dataset_stops_the_run(pairs, tmp_path, keep_logging):
+def test_batch_larger_than_the_dataset_stops_the_run(pairs, tmp_path):
     from train_clip.trainer import main
     yml = write_yaml(tmp_path / "big.yml", clip_options("big", pairs, train__batch_size=32))
     with pytest.raises(ConfigError, match=r"batch_size=32 is larger than the 16 training"):

@@ -33,18 +33,6 @@ class Planted:
         return (open, (self.marker, "w"))
 
 
-@pytest.fixture(autouse=True)
-def keep_logging():
-    """In-process main() configures the 'pyiqa' loggers; put them back for the tests that follow."""
-    saved = {name: (list(logging.getLogger(name).handlers), logging.getLogger(name).propagate,
-                    logging.getLogger(name).level) for name in ("pyiqa", "train_clip")}
-    yield
-    for name, (handlers, propagate, level) in saved.items():
-        log = logging.getLogger(name)
-        log.handlers[:] = handlers
-        log.propagate, log.level = propagate, level
-
-
 @pytest.fixture
 def marker(tmp_path) -> Path:
     return tmp_path / "PWNED"

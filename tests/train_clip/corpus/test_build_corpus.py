@@ -182,7 +182,7 @@ def test_cli_help_summary_and_error_exit(inputs, capsys):
     assert bad.stderr.strip().splitlines()[-1].startswith("error: --weight 'quality=x'")
 
 
-def test_built_corpus_trains_train_clip(inputs, keep_logging):
+def test_built_corpus_trains_train_clip(inputs):
     from train_clip.trainer import main
     result = _build(inputs, weights=["quality.jsonl=2"])
     opt = {"name": "corpus_run", "num_gpu": 0, "manual_seed": 1, "precision": "fp32",
