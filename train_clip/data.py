@@ -192,9 +192,10 @@ class CaptionDataset(Dataset):
         self.train = train
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        """Select the epoch's caption draws and crops (set before the loader's iterator starts)."""
-        self.epoch = epoch
+    def reseed(self, seed: int, epoch: int) -> None:
+        """Draw this epoch's captions and crops from (seed, epoch, index); set before iterating the loader
+        (the same hook as the IQA datasets')."""
+        self.seed, self.epoch = int(seed), int(epoch)
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -143,7 +143,7 @@ class Trainer:
         self.truncated, last_loss = 0, float("nan")
         base_lr, min_lr = float(tr["lr"]), float(tr.get("min_lr", DEFAULTS["min_lr"]))
         for batch in run.batches(self.loader, self.total_steps, self.steps_per_epoch,
-                                 on_epoch_start=self.dataset.set_epoch):
+                                 on_epoch_start=lambda e: self.dataset.reseed(self.seed, e)):
             lr = lr_at(run.step, base_lr, self.total_steps, self.warmup, min_lr)
             set_lr(self.optimizer, lr)
             images = batch["image"].to(self.device, non_blocking=True)

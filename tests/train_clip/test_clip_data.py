@@ -70,8 +70,10 @@ def test_samples_depend_only_on_seed_epoch_and_index(pairs):
     x = a[3]
     torch.rand(100)
     assert torch.equal(x["image"], b[3]["image"]) and x["caption"] == b[3]["caption"]
-    a.set_epoch(1)
+    a.reseed(5, 1)
     assert not torch.equal(a[3]["image"], x["image"])
+    a.reseed(5, 0)
+    assert torch.equal(a[3]["image"], x["image"])
 
 
 def test_corrupt_image_is_replaced_and_reported(pairs):
