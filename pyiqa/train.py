@@ -8,6 +8,7 @@ to adapter training: its data, its step and its validation.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -29,6 +30,16 @@ from .utils.options import dataset_phase
 from .utils.threads import configure_threads
 
 logger = logging.getLogger("pyiqa.train")
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalSet:
+    """A ``datasets.val*`` or ``datasets.test*`` section, built: its key, phase, dataset and loader."""
+
+    name: str
+    phase: str
+    dataset: Any
+    loader: Any
 
 
 class Trainer:
@@ -60,7 +71,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------ set-up
     def _build_data(self) -> None:
         opt, run = self.opt, self.runtime
-        self.eval_sets = []
+        self.eval_sets: List[EvalSet] = []
         for key, d_opt in opt["datasets"].items():
             phase = dataset_phase(key)
             where = f"datasets.{key}"
@@ -72,14 +83,14 @@ class Trainer:
                 self.failures = FailureTracker(len(ds), float(d_opt.get("max_failed_fraction", 0.01)),
                                                report=run.paths.exp_dir / "failed_images.txt")
             else:
-                self.eval_sets.append((key, phase, ds, build_dataloader(ds, d_opt, phase, where=where,
-                                                                        device=run.device)))
-        val_sets = [key for key, phase, _, _ in self.eval_sets if phase == "val"]
+                self.eval_sets.append(EvalSet(key, phase, ds, build_dataloader(ds, d_opt, phase, where=where,
+                                                                               device=run.device)))
+        val_sets = [s.name for s in self.val_sets]
         if val_sets and opt.get("val") is None:  # `val: null` (or no section): nothing says how to validate
             logger.warning("'val' is %s: training WITHOUT validation; datasets.%s is not used (no net_best.pth). "
                            "Add 'val: {metrics: {srcc: {type: calculate_srcc}}}' to validate",
                            "null" if "val" in opt else "missing", ", datasets.".join(val_sets))
-            self.eval_sets = [s for s in self.eval_sets if s[1] != "val"]
+            self.eval_sets = self.test_sets
         elif not self.has_val:
             logger.warning("No datasets.val* section: training without validation (no net_best.pth; "
                            "net_latest.pth and the test sets are written as usual)")
@@ -116,11 +127,12 @@ class Trainer:
             self.train_set, table, d_opt.get("batch_size_per_gpu", 1), seed=run.seed, rank=run.rank,
             world_size=run.world_size, device=run.device, shuffle=d_opt.get("use_shuffle", True))
         eval_sets = []
-        for key, phase, ds, _ in self.eval_sets:
-            table = cache.prepare(ds, "crops")
-            loader = build_dataloader(CachedCropsDataset(ds, table), {**opt["datasets"][key], "num_worker_per_gpu": 0},
-                                      phase, where=f"datasets.{key}", device=run.device)
-            eval_sets.append((key, phase, ds, loader))
+        for s in self.eval_sets:
+            table = cache.prepare(s.dataset, "crops")
+            loader = build_dataloader(CachedCropsDataset(s.dataset, table),
+                                      {**opt["datasets"][s.name], "num_worker_per_gpu": 0}, s.phase,
+                                      where=f"datasets.{s.name}", device=run.device)
+            eval_sets.append(dataclasses.replace(s, loader=loader))
         self.eval_sets = eval_sets
         self.cache_seconds = time.time() - tic
         logger.info("Training loop: cached features (%d fixed views per training image, cached test crops; "
@@ -173,7 +185,15 @@ class Trainer:
 
     @property
     def has_val(self) -> bool:
-        return any(phase == "val" for _, phase, _, _ in self.eval_sets)
+        return bool(self.val_sets)
+
+    @property
+    def val_sets(self) -> List[EvalSet]:
+        return [s for s in self.eval_sets if s.phase == "val"]
+
+    @property
+    def test_sets(self) -> List[EvalSet]:
+        return [s for s in self.eval_sets if s.phase == "test"]
 
     def _train_step(self, batch: Dict[str, Any], it: int) -> Dict[str, float]:
         """One optimisation step; unreadable images of the batch are counted (and were replaced)."""
@@ -210,10 +230,9 @@ class Trainer:
         if self.rank == 0:
             metrics_opt = val_opt["metrics"]
             key = val_opt.get("key_metric") or next(iter(metrics_opt))  # checked at start-up
-            for name, phase, ds, loader in self.eval_sets:
-                if phase != "val":
-                    continue
-                metrics, _ = self.model.evaluate(loader, metrics_opt, desc=f"val {name}",
+            for val_set in self.val_sets:
+                name = val_set.name
+                metrics, _ = self.model.evaluate(val_set.loader, metrics_opt, desc=f"val {name}",
                                                  pbar=val_opt.get("pbar", False))
                 self.writer.add_scalars(metrics, self.runtime.step, prefix=f"metrics/{name}/")
                 record = self.best.get(name)
@@ -237,15 +256,14 @@ class Trainer:
         results = {}
         val_opt = self.opt.get("val") or {}
         if self.rank == 0:
-            for name, phase, ds, loader in self.eval_sets:
-                if phase != "test":
-                    continue
-                metrics, _ = self.model.evaluate(loader, val_opt.get("metrics") or DEFAULT_METRICS,
+            for test_set in self.test_sets:
+                name = test_set.name
+                metrics, _ = self.model.evaluate(test_set.loader, val_opt.get("metrics") or DEFAULT_METRICS,
                                                  desc=f"test {name}",
                                                  pbar=val_opt.get("pbar", False))
                 results[name] = metrics
                 self.writer.add_scalars(metrics, self.runtime.step, prefix=f"{prefix}/{name}/")
-                logger.info("Test %s (%s, %d images): %s", name, label, len(ds),
+                logger.info("Test %s (%s, %d images): %s", name, label, len(test_set.dataset),
                             "  ".join(f"{k}: {v:.4f}" for k, v in metrics.items()))
         dist.barrier()
         return results
@@ -254,7 +272,7 @@ class Trainer:
         """The honest protocol's numbers: ``net_best.pth`` (chosen on the ``val`` set) on every ``test*``
         set, once. Empty without validation or test sets; the final network is put back afterwards."""
         path = self.runtime.paths.models / "net_best.pth"
-        if not (self.has_val and any(phase == "test" for _, phase, _, _ in self.eval_sets)):
+        if not (self.has_val and self.test_sets):
             return {}
         if not path.is_file():  # every rank sees the same folder: all skip or none does
             return {}
