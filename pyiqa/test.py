@@ -20,7 +20,7 @@ from .data import build_dataloader, build_dataset
 from .engine.options import parse_options
 from .engine.run import select_device
 from .metrics.scatter import scatter_plot
-from .metrics import calculate_metric
+from .metrics import DEFAULT_METRICS, calculate_metric
 from .models import GeneralIQAModel
 from .utils.checkpoint import load_checkpoint
 from .utils.entry import run_cli
@@ -28,16 +28,14 @@ from .utils.errors import ConfigError, DataError, OutputError
 from .utils.experiment import archive
 from .utils.logger import attach_log_file, setup_logging
 from .utils.options import dataset_phase, dump_options
-from .utils.precision import check_precision, resolve_precision
+from .utils.precision import check_precision, default_precision, resolve_precision
 from .utils.rng import set_random_seed
 from .utils.shipped_configs import add_config_arguments, resolve_option_file
 from .utils.threads import configure_threads
 
 logger = logging.getLogger("pyiqa.test")
 
-DEFAULT_METRICS = {"srcc": {"type": "calculate_srcc"}, "plcc": {"type": "calculate_plcc"},
-                   "krcc": {"type": "calculate_krcc"}, "rmse": {"type": "calculate_rmse"}}
-DEFAULT_PRECISION = "fp32"  # what the trainer uses when its options name none
+DEFAULT_PRECISION = "fp32"  # when nothing records one: the release evaluates in fp32
 
 
 def parse_args(argv: Optional[List[str]]) -> argparse.Namespace:
@@ -58,7 +56,7 @@ def recorded_precision(path: str) -> Tuple[Optional[str], str]:
 
     Our trainer stores the precision it resolved (``auto`` made concrete on the training machine, so a
     bf16 run on an AMX CPU is scored in bf16 anywhere); older checkpoints only their options under
-    ``config``: their ``precision``, or the trainer's default (fp32) when they name none. The release's ``{'params': ...}`` files record nothing: (None, why).
+    ``config``: their ``precision``, or the trainer's default for them when they name none. The release's ``{'params': ...}`` files record nothing: (None, why).
     """
     ckpt = load_checkpoint(path, "network checkpoint (path.pretrain_network_g)")
     if isinstance(ckpt, dict) and ckpt.get("precision") is not None:  # the precision training resolved
@@ -68,8 +66,9 @@ def recorded_precision(path: str) -> Tuple[Optional[str], str]:
     if not isinstance(config, dict):
         return None, f"the checkpoint {path} records no training options"
     if config.get("precision") is None:
-        return DEFAULT_PRECISION, (f"the training options stored in the checkpoint {path} name no "
-                                   f"precision: the trainer's default")
+        default = default_precision(config)
+        return default, (f"the training options stored in the checkpoint {path} name no precision: the "
+                         f"trainer's default for them ({default})")
     where = f"'precision' of the training options stored in {path}"
     return check_precision(config["precision"], where), f"recorded in the checkpoint {path}"
 

@@ -114,9 +114,9 @@ class Trainer:
         """Swap every loader for one over cached tower embeddings (built first where missing): K fixed
         views per training image, the test crops of every evaluation image."""
         from .data.cached_dataset import CachedCropsDataset, CachedTrainLoader
-        from .data.feature_cache import FeatureCache, cache_root
+        from .data.feature_cache import DEFAULT_VIEWS, FeatureCache, cache_root
         opt, run, tr = self.opt, self.runtime, self.opt["train"]
-        views = int(tr.get("views_per_image") or 16)
+        views = int(tr.get("views_per_image") or DEFAULT_VIEWS)
         cache = FeatureCache(cache_root(tr, run.paths.root), self.model.net, self.device,
                              workers=self.train_loader.num_workers,
                              batch_crops=256 if self.device.type == "cuda" else 32)

@@ -58,6 +58,9 @@ from .feature_shards import SHARD_JSON_LIMIT, FeatureTable
 
 logger = logging.getLogger(__name__)
 
+#: ``train.views_per_image`` when unset: fixed augmented views cached per training image.
+DEFAULT_VIEWS = 16
+
 CACHE_VERSION = 1          # part of the folder key: what the embeddings are (unchanged by SHARD_FORMAT)
 SHARD_ROWS = 256           # images per shard file
 KINDS = ("views", "crops")
@@ -165,7 +168,7 @@ class FeatureCache:
             self._tower = tower_fingerprint(self.net.clip.visual)
         return self._tower
 
-    def spec(self, ds: Any, kind: str, views: int = 16, seed: int = 0) -> CacheSpec:
+    def spec(self, ds: Any, kind: str, views: int = DEFAULT_VIEWS, seed: int = 0) -> CacheSpec:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         crop = self.net.crop_spec
@@ -218,7 +221,8 @@ class FeatureCache:
                             f"and {missing} of {total} images' embeddings are missing from it; make it "
                             "writable or point train.feature_cache_dir at a folder you can write") from err
 
-    def prepare(self, ds: Any, kind: str, views: int = 16, seed: int = 0, progress: bool = True) -> FeatureTable:
+    def prepare(self, ds: Any, kind: str, views: int = DEFAULT_VIEWS, seed: int = 0,
+                progress: bool = True) -> FeatureTable:
         """The table of ``ds``'s rows (built where missing, by every rank its share), opened for reading."""
         spec = self.spec(ds, kind, views, seed)
         folder = self.folder(ds, spec)

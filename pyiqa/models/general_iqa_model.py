@@ -17,7 +17,7 @@ from ..metrics import calculate_metric
 from ..utils.checkpoint import load_checkpoint
 from ..utils.errors import CheckpointError
 from ..utils.options import as_number
-from ..utils.precision import resolve_precision, weight_dtype
+from ..utils.precision import default_precision, resolve_precision, weight_dtype
 from ..version import __version__
 from .optim import build_optimizer, build_scheduler, warmup_factor
 from .predict import predict
@@ -51,9 +51,7 @@ class GeneralIQAModel:
                  world_size: int = 1):
         self.opt = opt
         self.device = device
-        # with the feature cache the tower only builds the cache: by default in the fastest precision
-        cached = bool((opt.get("train") or {}).get("feature_cache", False))
-        self.precision = resolve_precision(opt.get("precision", "auto" if cached else "fp32"), device)
+        self.precision = resolve_precision(opt.get("precision", default_precision(opt)), device)
         # the frozen CLIP's image tower is loaded in the precision's dtype; adapter and levels stay fp32
         self.net = build_network(opt["network"], backbone_dtype=weight_dtype(self.precision))
         self.net.to(device)

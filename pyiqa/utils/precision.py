@@ -19,7 +19,7 @@ import contextlib
 import functools
 import logging
 from pathlib import Path
-from typing import Callable, ContextManager, Union
+from typing import Any, Callable, ContextManager, Dict, Union
 
 import torch
 
@@ -30,6 +30,12 @@ logger = logging.getLogger(__name__)
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISIONS = (*DTYPES, "auto")
+
+
+def default_precision(opt: Dict[str, Any]) -> str:
+    """The adapter trainer's ``precision`` when its options name none: ``auto`` with the feature cache
+    (the tower only builds the cache, so in the fastest dtype), else fp32 (the release's numbers)."""
+    return "auto" if (opt.get("train") or {}).get("feature_cache", False) else "fp32"
 
 
 @functools.lru_cache(maxsize=1)
