@@ -205,8 +205,6 @@ def _score(args: argparse.Namespace) -> int:
     model is built or a file opened for writing; then score and write the CSV."""
     _check_numbers(args)
     from .inference import get_card
-    from .utils.devices import resolve_device
-    device = resolve_device(args.device, "--device")  # 'gpu9', or cuda on a CPU machine: one line now
     names = list(dict.fromkeys(args.metric))  # a repeated name is scored once
     if len(names) < len(args.metric):
         _note(f"metric names given more than once are scored once: {', '.join(names)}")
@@ -217,6 +215,8 @@ def _score(args: argparse.Namespace) -> int:
     paths = _targets(target, args.recursive)
     output = _check_output(args.output, target, args.ref, args.recursive, paths)
     workers = _workers(args.workers, len(paths))
+    from .utils.devices import resolve_device  # imports torch: after the names and inputs
+    device = resolve_device(args.device, "--device")  # 'gpu9', or cuda on a CPU machine: one line
     _check_weights(cards, args.backbone, args.adapter, adapter_owner)
     from PIL import Image
     pixel_limit = Image.MAX_IMAGE_PIXELS  # main(argv) called from Python leaves the caller's limit
