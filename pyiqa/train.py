@@ -27,6 +27,7 @@ from .utils.entry import run_cli
 from .utils.errors import TrainingError
 from .engine.options import parse_options
 from .utils.options import dataset_phase
+from .utils.run_results import RunResults
 from .utils.threads import configure_threads
 
 logger = logging.getLogger("pyiqa.train")
@@ -284,23 +285,15 @@ class Trainer:
 
     def write_results(self, final: Dict[str, Dict[str, float]], best_network: Dict[str, Dict[str, float]],
                       seconds: float) -> None:
-        """``results.json`` in the experiment folder: what a split runner or a results table reads.
-
-        ``best``: per ``val*`` set, the best key metric, its iteration and all metrics there (validating
-        on the test part, this is the release's protocol); ``test``: the final network on each ``test*``
-        set; ``test_best_network``: net_best.pth on each ``test*`` set (the honest protocol when ``val``
-        is a validation part carved out of training); ``test_untrained``: the network before its first
-        iteration on each ``test*`` set (``val.val_at_start``; empty otherwise), what training is measured
-        against.
-        """
+        """``results.json`` in the experiment folder (:class:`~pyiqa.utils.run_results.RunResults`): what a
+        split runner or a results table reads."""
         if self.rank != 0:
             return
-        payload = {"name": self.opt["name"], "iterations": self.runtime.step, "seconds": round(seconds, 3),
-                   "feature_cache": self.cached, "cache_seconds": round(self.cache_seconds, 3),
-                   "best": self.best, "test": final, "test_best_network": best_network,
-                   "test_untrained": self.untrained}
-        self.runtime.write(lambda f: f.write(json.dumps(payload, indent=2).encode()),
-                           self.runtime.paths.exp_dir / "results.json")
+        record = RunResults(name=self.opt["name"], iterations=self.runtime.step, seconds=round(seconds, 3),
+                            feature_cache=self.cached, cache_seconds=round(self.cache_seconds, 3),
+                            best=self.best, test=final, test_best_network=best_network,
+                            test_untrained=self.untrained)
+        self.runtime.write(lambda f: f.write(record.to_json()), self.runtime.paths.exp_dir / "results.json")
 
     # ------------------------------------------------------------------------------------ saving
     def save_network(self, filename: str) -> None:

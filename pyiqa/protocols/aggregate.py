@@ -28,6 +28,7 @@ from typing import Any, Dict, List, Optional, Sequence
 import numpy as np
 
 from ..utils.atomic import write_bytes
+from ..utils.run_results import RunResults
 from .result_files import read_json_object
 
 logger = logging.getLogger(__name__)
@@ -52,21 +53,12 @@ class SplitRecord:
     cross: Dict[str, Optional[Metrics]] = field(default_factory=dict)
 
 
-def read_results(path: str | Path) -> Dict[str, Any]:
-    """Load one ``results.json``; DataError naming the file when it is unreadable or not an object."""
-    return read_json_object(path, hint="; delete it to train this split again")
+def read_results(path: str | Path) -> RunResults:
+    """Load one ``results.json``; DataError naming the file when it is unreadable or malformed."""
+    return RunResults.from_dict(read_json_object(path, hint="; delete it to train this split again"), path)
 
 
-def _block(data: Dict[str, Any], *keys: str) -> Optional[Metrics]:
-    node: Any = data
-    for key in keys:
-        if not isinstance(node, dict) or key not in node:
-            return None
-        node = node[key]
-    return {k: float(v) for k, v in node.items() if isinstance(v, (int, float))} if isinstance(node, dict) else None
-
-
-def split_record(split: int, labels: Optional[int], results: Dict[str, Any], *, val_key: str = "val",
+def split_record(split: int, labels: Optional[int], results: RunResults, *, val_key: str = "val",
                  test_key: str = "test", val_part: str = "val", honest_note: str = "",
                  cross: Sequence[str] = ()) -> SplitRecord:
     """The row of one split from its ``results.json``.
@@ -77,17 +69,17 @@ def split_record(split: int, labels: Optional[int], results: Dict[str, Any], *, 
         honest_note: the reason the honest protocol is unavailable (when ``val_part`` is not 'val').
         cross: dataset names whose ``test_<name>`` sections were evaluated.
     """
-    release = _block(results, "best", val_key, "metrics")
+    release = results.metrics("best", val_key, "metrics")
     honest = None
     if val_part == "val":
-        honest = _block(results, "test_best_network", test_key)
+        honest = results.metrics("test_best_network", test_key)
         if honest is None:
             honest_note = (f"results.json has no test_best_network.{test_key} (no net_best.pth was kept: "
                            "every validation score was NaN?)")
-    return SplitRecord(split=split, labels=labels, run=str(results.get("name", "")),
-                       iterations=int(results.get("iterations", 0)), seconds=float(results.get("seconds", 0.0)),
-                       val_part=val_part, release=release, honest=honest, honest_note=honest_note,
-                       cross={name: _block(results, "test_best_network", f"test_{name}") for name in cross})
+    return SplitRecord(split=split, labels=labels, run=results.name, iterations=results.iterations,
+                       seconds=results.seconds, val_part=val_part, release=release, honest=honest,
+                       honest_note=honest_note,
+                       cross={name: results.metrics("test_best_network", f"test_{name}") for name in cross})
 
 
 def describe(values: Sequence[Optional[float]]) -> Dict[str, Any]:

@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 from pyiqa.protocols.aggregate import split_record
+from pyiqa.utils.run_results import RunResults
 from pyiqa.protocols.paper_results import PAPER_YAML, load_paper_results
 from pyiqa.protocols.result_files import collect_results
 from pyiqa.protocols.results_chart import RANDOM_LABEL, RANDOM_TITLE, build_figure
@@ -144,7 +145,8 @@ def test_results_json_with_test_untrained_is_read(tmp_path):
                                 "metrics": {"srcc": 0.81, "plcc": 0.81, "krcc": 0.64, "rmse": 0.21}}},
                "test_best_network": {"test": {"srcc": 0.67, "plcc": 0.71, "krcc": 0.53}},
                "test_untrained": {"test": {"srcc": 0.38, "plcc": 0.43, "krcc": 0.29}}}
-    record = split_record(1, None, results)
+    record = split_record(1, None, RunResults.from_dict(results, tmp_path / "results.json"))
+    assert record.run == "d_split1" and record.iterations == 330
     assert record.release["srcc"] == 0.81 and record.honest["srcc"] == 0.67
 
 

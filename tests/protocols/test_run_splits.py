@@ -21,6 +21,7 @@ from pyiqa.protocols.split_configs import validation_part
 from pyiqa.protocols.splits_runner import SplitRunArgs, make_plan
 from pyiqa.utils.entry import run_cli
 from pyiqa.utils.errors import ConfigError
+from pyiqa.utils.run_results import RunResults
 
 pytestmark = pytest.mark.slow  # trains or runs installed commands in subprocesses: pytest -m 'not slow' skips it
 
@@ -92,7 +93,8 @@ def test_aggregation_of_synthetic_results(tmp_path):
     assert "| honest | 0.5000 (0.4750 ± " in files[2].read_text()
 
     # a split whose val part is the test part has no honest score; with none at all, the reason is given
-    single = [aggregate.split_record(1, 50, _results("r", 0.5, 0.4), val_part="test", honest_note="val is test")]
+    single = [aggregate.split_record(1, 50, RunResults.from_dict(_results("r", 0.5, 0.4), "r.json"),
+                                     val_part="test", honest_note="val is test")]
     summary = aggregate.summarize(single, name="y", dataset="d", config="c", labels=50, prompts=None)
     assert "honest" not in summary["protocols"] and summary["honest_unavailable"] == "val is test"
     assert summary["protocols"]["release"]["srcc"] == {"median": 0.5, "mean": 0.5, "std": None, "n": 1}
