@@ -33,6 +33,7 @@ from open_clip.tokenizer import SimpleTokenizer
 
 from pyiqa.archs.clip_backbone import build_clip
 from pyiqa.utils.atomic import atomic_write
+from pyiqa.utils.devices import resolve_device as resolve_named_device
 from pyiqa.utils.errors import ConfigError, DataError, OutputError
 
 from .jsonl_log import read_jsonl
@@ -109,16 +110,9 @@ def load_descriptions(path: Path, task: str = "aesthetics") -> Dict[str, List[st
 
 
 def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA when available, else CPU; an unavailable CUDA device is a configuration error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError as err:
-        raise ConfigError(f"--device '{name}' is not a device (cpu, cuda, cuda:N or auto).") from err
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu.")
-    return device
+    """``auto``: CUDA when available, else CPU; anything else as :func:`pyiqa.utils.devices.resolve_device`
+    checks it (an unknown or unavailable device is a ConfigError naming --device)."""
+    return resolve_named_device(None if name == "auto" else name, "--device")
 
 
 class TextEncoder:
