@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import logging
 import math
 from pathlib import Path
@@ -17,11 +18,11 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from .data import build_dataloader, build_dataset
-from .engine.options import parse_options
+from .engine.options import ExperimentConfig, parse_options
 from .engine.run import select_device
 from .metrics.scatter import scatter_plot
-from .metrics import DEFAULT_METRICS, calculate_metric
-from .models import GeneralIQAModel
+from .metrics import calculate_metric
+from .models import IQAModel
 from .utils.checkpoint import load_checkpoint
 from .utils.entry import run_cli
 from .utils.errors import ConfigError, DataError, OutputError
@@ -66,7 +67,7 @@ def recorded_precision(path: str) -> Tuple[Optional[str], str]:
     if not isinstance(config, dict):
         return None, f"the checkpoint {path} records no training options"
     if config.get("precision") is None:
-        default = default_precision(config)
+        default = default_precision(bool((config.get("train") or {}).get("feature_cache", False)))
         return default, (f"the training options stored in the checkpoint {path} name no precision: the "
                          f"trainer's default for them ({default})")
     where = f"'precision' of the training options stored in {path}"
@@ -78,18 +79,19 @@ def _concrete(value: str, device: torch.device) -> str:
     return resolve_precision(value, device) if value == "auto" else value
 
 
-def choose_precision(opt: Dict[str, Any], overrides: Sequence[str], device: torch.device) -> Tuple[str, str]:
+def choose_precision(config: ExperimentConfig, overrides: Sequence[str], device: torch.device
+                     ) -> Tuple[str, str]:
     """(precision option for the model, why): explicit option > checkpoint's record > fp32."""
     hint = "; to override, set 'precision' in the test options or pass --force_yml precision=..."
-    ckpt_path = (opt.get("path") or {}).get("pretrain_network_g")
+    ckpt_path = config.path.pretrain_network_g
     recorded, source = recorded_precision(ckpt_path) if ckpt_path else (None, "no checkpoint is given")
-    if opt.get("precision") is not None:
+    if config.precision is not None:
         forced = any(o.split("=", 1)[0].strip() == "precision" for o in overrides)
         why = "set by --force_yml" if forced else "set in the test options"
-        if recorded is not None and _concrete(recorded, device) != _concrete(opt["precision"], device):
+        if recorded is not None and _concrete(recorded, device) != _concrete(config.precision, device):
             logger.warning("The checkpoint was trained with precision '%s' but is evaluated in '%s' (%s): "
-                           "scores can differ from those training reported", recorded, opt["precision"], why)
-        return opt["precision"], why
+                           "scores can differ from those training reported", recorded, config.precision, why)
+        return config.precision, why
     if recorded is None:
         return DEFAULT_PRECISION, f"the default, as {source}{hint}"
     if recorded == "fp16" and device.type != "cuda":
@@ -175,56 +177,54 @@ def score_predictions(result: Dict[str, List], metrics_opt: Dict[str, Any], name
 # ------------------------------------------------------------------------------------------ main
 def main(argv: Optional[List[str]] = None) -> Dict[str, Dict[str, float]]:
     args = parse_args(argv)
-    opt, notices = parse_options(args.opt, args.force_yml, is_train=False)
+    config, notices = parse_options(args.opt, args.force_yml, is_train=False)
     setup_logging(None, buffer=True)  # the results folder is created once everything is checked
     logger.info("Options: %s", args.opt)  # which file a config name resolved to
     for note in notices:
         logger.info(note)
-    set_random_seed(int(opt.get("manual_seed") or 0))
-    if not (opt.get("path") or {}).get("pretrain_network_g"):
+    set_random_seed(config.manual_seed)
+    ckpt_path = config.path.pretrain_network_g
+    if not ckpt_path:
         logger.warning("path.pretrain_network_g is not set: testing an UNTRAINED adapter")
-    device = select_device(opt.get("num_gpu", "auto"), 0)
-    metrics_opt = (opt.get("val") or {}).get("metrics") or DEFAULT_METRICS
+    device = select_device(config.num_gpu, 0)
     sets = []
-    for key, d_opt in opt["datasets"].items():
+    for key, d_opt in config.datasets.items():
         phase, where = dataset_phase(key), f"datasets.{key}"
         if phase in ("test", "val"):
             ds = build_dataset(d_opt, phase, where=where)
-            loader = build_dataloader(ds, d_opt, phase, where=where, device=device)
+            loader = build_dataloader(ds, config.loader(key), phase, where=where, device=device)
             sets.append((d_opt.get("name", key), ds, loader))
     if not sets:
         raise ConfigError(f"No datasets.test* (or val*) section to evaluate in {args.opt}")
     # the sets are scored one after another: the busiest loader's workers share the cores with torch
     configure_threads(max(loader.num_workers for _, _, loader in sets))
-    precision, why = choose_precision(opt, args.force_yml, device)
-    model_opt = {**opt, "precision": precision}  # the parsed options stay as read
-    model = GeneralIQAModel(model_opt, device, is_train=False)
+    precision, why = choose_precision(config, args.force_yml, device)
+    model = IQAModel(dataclasses.replace(config, precision=precision), device, is_train=False)
     logger.info("Precision %s: %s", model.precision, why)
-    ckpt_path = (opt.get("path") or {}).get("pretrain_network_g")
     if ckpt_path:
         check_stored_arch(ckpt_path, model.net.arch_options, args.opt)
 
-    out_dir = Path(args.root) / "results" / opt["name"]
+    out_dir = Path(args.root) / "results" / config.name
     archived = archive(out_dir)  # an earlier evaluation of this name is kept, never overwritten
     try:
         out_dir.mkdir(parents=True)
     except OSError as err:
         raise OutputError(f"Cannot create the results folder {out_dir}: {err.strerror or err}") from err
-    attach_log_file(out_dir / f"test_{opt['name']}.log")
+    attach_log_file(out_dir / f"test_{config.name}.log")
     if archived:
         logger.info("Previous results moved to %s", archived)
-    dump_options({**model_opt, "precision": model.precision}, out_dir / f"{opt['name']}_options.yml")
+    dump_options(dataclasses.replace(config, precision=model.precision).to_dict(), out_dir / f"{config.name}_options.yml")
     results = {}
     for name, ds, loader in sets:
         result = model.predict(loader, name, True)
         images, mos = meta_rows(ds, result["img_path"])
         csv_path = out_dir / f"predictions_{name}.csv"
         write_predictions(csv_path, images, mos, result)  # written first: kept whatever the metrics do
-        metrics = score_predictions(result, metrics_opt, name, ckpt_path)
+        metrics = score_predictions(result, config.metrics, name, ckpt_path)
         text = "  ".join(f"{k.upper()}: {v:.4f}" for k, v in metrics.items())
         if all(math.isfinite(v) for v in result["pred"]):
             scatter_plot(out_dir / f"scatter_{name}.png", result["pred"], mos,
-                         f"{opt['name']} on {name} ({len(mos)} images, {model.precision})\n{text}",
+                         f"{config.name} on {name} ({len(mos)} images, {model.precision})\n{text}",
                          mos_axis_label(ds))
         logger.info("%s (%d images): %s", name, len(ds), text)
         logger.info("Predictions written to %s", csv_path)

@@ -13,19 +13,20 @@ import json
 import logging
 import math
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 
 from .data import build_dataloader, build_dataset
 from .data.failures import FailureTracker
+from .engine.options import parse_options
 from .engine.run import Run, parse_run_args, run_main
-from .metrics import DEFAULT_METRICS, lower_is_better
-from .models import GeneralIQAModel
+from .metrics import lower_is_better
+from .models import IQAModel
+from .models.embedding_feed import EmbeddingFeed
 from .utils import dist
 from .utils.entry import run_cli
 from .utils.errors import TrainingError
-from .engine.options import parse_options
 from .utils.options import dataset_phase
 from .utils.run_results import RunResults
 from .utils.threads import configure_threads
@@ -35,7 +36,8 @@ logger = logging.getLogger("pyiqa.train")
 
 @dataclasses.dataclass(frozen=True)
 class EvalSet:
-    """A ``datasets.val*`` or ``datasets.test*`` section, built: its key, phase, dataset and loader."""
+    """A ``datasets.val*`` or ``datasets.test*`` section, built: its key, phase, dataset and loader (its
+    image loader, then the embedding feed that :meth:`Trainer._feeds` makes of it)."""
 
     name: str
     phase: str
@@ -47,97 +49,103 @@ class Trainer:
     """The run: datasets, model, loop, validation and checkpoints, in the order they happen."""
 
     def __init__(self, args: argparse.Namespace):
-        opt, notices = parse_options(args.opt, args.force_yml, is_train=True)
-        self.opt = opt
-        self.runtime = run = Run(args, opt, notices, log_prefix="train", identity=("network",))
+        config, notices = parse_options(args.opt, args.force_yml, is_train=True)
+        self.config = config
+        self.runtime = run = Run(config, config.to_dict(), root=args.root, config_file=args.opt,
+                                 launcher=args.launcher, auto_resume=args.auto_resume, notices=notices,
+                                 log_prefix="train", identity=("network",))
         self.rank, self.world_size, self.device = run.rank, run.world_size, run.device
-        logger.info("Run '%s' on %s, world size %d, seed %d", opt["name"], self.device, self.world_size,
+        logger.info("Run '%s' on %s, world size %d, seed %d", config.name, self.device, self.world_size,
                     run.seed)
         self._build_data()
         # intra-op threads: the cores the training loader's workers leave free (no oversubscription)
-        configure_threads(self.train_loader.num_workers)
-        self.model = GeneralIQAModel(opt, self.device, is_train=True, world_size=self.world_size)
+        configure_threads(self.train_images.num_workers)
+        self.model = IQAModel(config, self.device, is_train=True, world_size=self.world_size)
         self.best: Dict[str, Dict[str, float]] = {}
         self.untrained: Dict[str, Dict[str, float]] = {}  # val.val_at_start: the test sets before training
         self.saved_at: Optional[tuple] = None  # (step, epoch) of the training state written last
         run.resume(self._restore)
         self.writer = run.start()  # everything checked: only now the experiment folder is created
-        self.cached = bool(opt["train"].get("feature_cache", False))
+        self.cached = config.train.feature_cache
         self.cache_seconds = 0.0
-        if self.cached:
-            self._use_feature_cache()
-        else:
-            logger.info("Training loop: standard (the frozen image tower runs on fresh crops every step)")
+        self.train_loader, self.eval_sets = self._feeds()
 
     # ------------------------------------------------------------------------------------ set-up
     def _build_data(self) -> None:
-        opt, run = self.opt, self.runtime
+        config, run = self.config, self.runtime
         self.eval_sets: List[EvalSet] = []
-        for key, d_opt in opt["datasets"].items():
+        for key, d_opt in config.datasets.items():
             phase = dataset_phase(key)
-            where = f"datasets.{key}"
+            where, loading = f"datasets.{key}", config.loader(key)
             ds = build_dataset(d_opt, phase, where=where)  # logs its own description
             if phase == "train":
-                self.train_set = ds
-                self.train_loader = build_dataloader(ds, d_opt, "train", seed=run.seed, rank=run.rank,
+                self.train_set = ds  # reseeded every epoch: its augmentations are drawn from (seed, epoch, index)
+                self.train_images = build_dataloader(ds, loading, "train", seed=run.seed, rank=run.rank,
                                                      world_size=run.world_size, where=where, device=run.device)
-                self.failures = FailureTracker(len(ds), float(d_opt.get("max_failed_fraction", 0.01)),
+                self.failures = FailureTracker(len(ds), loading.max_failed_fraction,
                                                report=run.paths.exp_dir / "failed_images.txt")
             else:
-                self.eval_sets.append(EvalSet(key, phase, ds, build_dataloader(ds, d_opt, phase, where=where,
+                self.eval_sets.append(EvalSet(key, phase, ds, build_dataloader(ds, loading, phase, where=where,
                                                                                device=run.device)))
         val_sets = [s.name for s in self.val_sets]
-        if val_sets and opt.get("val") is None:  # `val: null` (or no section): nothing says how to validate
-            logger.warning("'val' is %s: training WITHOUT validation; datasets.%s is not used (no net_best.pth). "
-                           "Add 'val: {metrics: {srcc: {type: calculate_srcc}}}' to validate",
-                           "null" if "val" in opt else "missing", ", datasets.".join(val_sets))
+        if val_sets and config.val is None:  # `val: null` (or no section): nothing says how to validate
+            logger.warning("'val' is missing or null: training WITHOUT validation; datasets.%s is not used (no "
+                           "net_best.pth). Add 'val: {metrics: {srcc: {type: calculate_srcc}}}' to validate",
+                           ", datasets.".join(val_sets))
             self.eval_sets = self.test_sets
         elif not self.has_val:
             logger.warning("No datasets.val* section: training without validation (no net_best.pth; "
                            "net_latest.pth and the test sets are written as usual)")
-        self.iters_per_epoch = len(self.train_loader)
-        tr = opt["train"]
-        self.epoch_based = tr.get("total_epoch") is not None
+        self.iters_per_epoch = len(self.train_images)
+        tr = config.train
+        self.epoch_based = tr.total_epoch is not None
         if self.epoch_based:
-            self.total_epochs = int(tr["total_epoch"])
+            self.total_epochs = tr.total_epoch
             self.total_iter = self.total_epochs * self.iters_per_epoch
-            if tr.get("total_iter") is not None and int(tr["total_iter"]) != self.total_iter:
+            if tr.total_iter is not None and tr.total_iter != self.total_iter:
                 logger.info("train.total_epoch=%d sets the length: %d iterations (train.total_iter=%s ignored)",
-                            self.total_epochs, self.total_iter, tr["total_iter"])
+                            self.total_epochs, self.total_iter, tr.total_iter)
         else:
-            self.total_iter = int(tr["total_iter"])
+            self.total_iter = tr.total_iter
             self.total_epochs = math.ceil(self.total_iter / self.iters_per_epoch)
         logger.info("%d iterations per epoch, %d epochs, %d iterations; scheduler steps per %s",
                     self.iters_per_epoch, self.total_epochs, self.total_iter,
                     "epoch" if self.epoch_based else "iteration")
 
-    def _use_feature_cache(self) -> None:
-        """Swap every loader for one over cached tower embeddings (built first where missing): K fixed
-        views per training image, the test crops of every evaluation image."""
-        from .data.cached_dataset import CachedCropsDataset, CachedTrainLoader
-        from .data.feature_cache import DEFAULT_VIEWS, FeatureCache, cache_root
-        opt, run, tr = self.opt, self.runtime, self.opt["train"]
-        views = int(tr.get("views_per_image") or DEFAULT_VIEWS)
-        cache = FeatureCache(cache_root(tr, run.paths.root), self.model.net, self.device,
-                             workers=self.train_loader.num_workers,
+    def _feeds(self) -> Tuple[EmbeddingFeed, List[EvalSet]]:
+        """What the score head is fed, for training and for every evaluation set: the one place where
+        the standard loop and the cached one (``train.feature_cache``) part. Standard: the frozen tower
+        embeds each batch's images as they arrive (fresh random crops every step). Cached: stored
+        embeddings, built first where missing (K fixed views per training image, the test crops of every
+        evaluation image)."""
+        if self.cached:
+            return self._cached_feeds()
+        net, device = self.model.net, self.device
+        logger.info("Training loop: standard (the frozen image tower runs on fresh crops every step)")
+        return (EmbeddingFeed.live(self.train_images, net, device, train=True),
+                [dataclasses.replace(s, loader=EmbeddingFeed.live(s.loader, net, device)) for s in self.eval_sets])
+
+    def _cached_feeds(self) -> Tuple[EmbeddingFeed, List[EvalSet]]:
+        """The feature cache's feeds: every image loader's stored counterpart (same sampler, batch size,
+        items and order)."""
+        from .data.cached_dataset import CachedTrainLoader, cached_crops_loader
+        from .data.feature_cache import FeatureCache, cache_root
+        run, tr = self.runtime, self.config.train
+        views = tr.views_per_image  # resolved with the config
+        cache = FeatureCache(cache_root(tr.feature_cache_dir, run.paths.root), self.model.net, self.device,
+                             workers=self.train_images.num_workers,
                              batch_crops=256 if self.device.type == "cuda" else 32)
         tic = time.time()
-        d_opt = opt["datasets"]["train"]
         table = cache.prepare(self.train_set, "views", views, seed=run.seed)
-        self.train_set = self.train_loader = CachedTrainLoader(
-            self.train_set, table, d_opt.get("batch_size_per_gpu", 1), seed=run.seed, rank=run.rank,
-            world_size=run.world_size, device=run.device, shuffle=d_opt.get("use_shuffle", True))
+        train = EmbeddingFeed.stored(CachedTrainLoader(self.train_images, table, run.device))
         eval_sets = []
         for s in self.eval_sets:
-            table = cache.prepare(s.dataset, "crops")
-            loader = build_dataloader(CachedCropsDataset(s.dataset, table),
-                                      {**opt["datasets"][s.name], "num_worker_per_gpu": 0}, s.phase,
-                                      where=f"datasets.{s.name}", device=run.device)
-            eval_sets.append(dataclasses.replace(s, loader=loader))
-        self.eval_sets = eval_sets
+            crops = cached_crops_loader(s.loader, cache.prepare(s.dataset, "crops"))
+            eval_sets.append(dataclasses.replace(s, loader=EmbeddingFeed.stored(crops)))
         self.cache_seconds = time.time() - tic
         logger.info("Training loop: cached features (%d fixed views per training image, cached test crops; "
                     "frozen tower in %s); cache ready in %.1f s", views, self.model.precision, self.cache_seconds)
+        return train, eval_sets
 
     def _restore(self, state: Dict[str, Any]) -> None:
         self.model.load_training_state(state)
@@ -146,15 +154,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------ loop
     def run(self) -> Dict[str, Any]:
-        run, log_opt = self.runtime, self.runtime.log_opt
-        val_opt = self.opt.get("val") or {}
-        print_freq = int(log_opt.get("print_freq", 100))
-        latest_freq = int(log_opt.get("save_latest_freq", log_opt.get("save_checkpoint_freq", 1000)))
-        ckpt_freq = log_opt.get("save_checkpoint_freq")
-        val_freq = int(val_opt.get("val_freq", self.iters_per_epoch))
+        run, log, val = self.runtime, self.config.logger, self.config.val
+        val_freq = val.val_freq if val is not None and val.val_freq is not None else self.iters_per_epoch
         logger.info("Start training from epoch %d, iteration %d", run.epoch, run.step)
         tic = time.time()
-        if run.step == 0 and val_opt.get("val_at_start", False):  # the baseline training is measured against
+        if run.step == 0 and val is not None and val.val_at_start:  # the baseline training is measured against
             if self.has_val:
                 self.validate()
             self.untrained = self.test(prefix="test_untrained", label="untrained network")
@@ -165,13 +169,13 @@ class Trainer:
                 on_epoch_end=lambda e: self.model.scheduler.step() if self.epoch_based else None):
             it = run.step
             losses = self._train_step(batch, it)
-            if it % print_freq == 0 or it == 1:
+            if it % log.print_freq == 0 or it == 1:
                 self._log_train(losses, (time.time() - tic) / max(it, 1))
             if self.has_val and it % val_freq == 0:
                 self.validate()
-            if it % latest_freq == 0:
+            if it % log.save_latest_freq == 0:
                 self.save()
-            if ckpt_freq and it % int(float(ckpt_freq)) == 0:
+            if log.save_checkpoint_freq and it % log.save_checkpoint_freq == 0:
                 self.save_network(f"net_{it}.pth")
         if self.has_val and run.step % val_freq != 0:
             self.validate()
@@ -227,14 +231,12 @@ class Trainer:
     def validate(self) -> None:
         """Evaluate every ``val*`` set on rank 0; keep the best network by ``val.key_metric``."""
         self.saved_at = None  # the best record may change: the state must be written again
-        val_opt = self.opt.get("val") or {}
+        val = self.config.val
         if self.rank == 0:
-            metrics_opt = val_opt["metrics"]
-            key = val_opt.get("key_metric") or next(iter(metrics_opt))  # checked at start-up
+            metrics_opt, key = val.metrics, val.key_metric  # resolved: the first metric when not set
             for val_set in self.val_sets:
                 name = val_set.name
-                metrics, _ = self.model.evaluate(val_set.loader, metrics_opt, desc=f"val {name}",
-                                                 pbar=val_opt.get("pbar", False))
+                metrics, _ = self.model.evaluate(val_set.loader, metrics_opt, desc=f"val {name}", pbar=val.pbar)
                 self.writer.add_scalars(metrics, self.runtime.step, prefix=f"metrics/{name}/")
                 record = self.best.get(name)
                 value = metrics[key]
@@ -255,13 +257,12 @@ class Trainer:
     def test(self, prefix: str = "test", label: str = "final network") -> Dict[str, Dict[str, float]]:
         """Evaluate the network on every ``test*`` set (rank 0); returns {set: metrics}."""
         results = {}
-        val_opt = self.opt.get("val") or {}
+        pbar = self.config.val is not None and self.config.val.pbar
         if self.rank == 0:
             for test_set in self.test_sets:
                 name = test_set.name
-                metrics, _ = self.model.evaluate(test_set.loader, val_opt.get("metrics") or DEFAULT_METRICS,
-                                                 desc=f"test {name}",
-                                                 pbar=val_opt.get("pbar", False))
+                metrics, _ = self.model.evaluate(test_set.loader, self.config.metrics, desc=f"test {name}",
+                                                 pbar=pbar)
                 results[name] = metrics
                 self.writer.add_scalars(metrics, self.runtime.step, prefix=f"{prefix}/{name}/")
                 logger.info("Test %s (%s, %d images): %s", name, label, len(test_set.dataset),
@@ -289,7 +290,7 @@ class Trainer:
         split runner or a results table reads."""
         if self.rank != 0:
             return
-        record = RunResults(name=self.opt["name"], iterations=self.runtime.step, seconds=round(seconds, 3),
+        record = RunResults(name=self.config.name, iterations=self.runtime.step, seconds=round(seconds, 3),
                             feature_cache=self.cached, cache_seconds=round(self.cache_seconds, 3),
                             best=self.best, test=final, test_best_network=best_network,
                             test_untrained=self.untrained)
@@ -310,7 +311,7 @@ class Trainer:
 
 def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     args = parse_run_args(argv, __doc__.splitlines()[0], "train.total_iter=100 network.backbone=random")
-    return run_main(lambda: Trainer(args))
+    return run_main(lambda: Trainer(args), args)
 
 
 def cli() -> None:

@@ -428,7 +428,7 @@ def demo_dataset(shared: Shared, meta: Optional[Path] = None, split: Any = "defa
 def train_opt(shared: Shared, name: str, **kw: Any) -> Dict[str, Any]:
     ds = demo_dataset(shared, kw.pop("meta", None), kw.pop("split", "default"))
     return {
-        "name": name, "model_type": "GeneralIQAModel", "num_gpu": 0, "manual_seed": 123,
+        "name": name, "num_gpu": 0, "manual_seed": 123,
         "datasets": {"train": {**ds, "augment": {"hflip": True, "random_crop": 224}, "use_shuffle": True,
                                "batch_size_per_gpu": 4},
                      "val": {**ds, "batch_size_per_gpu": 13}},
@@ -444,7 +444,7 @@ def train_opt(shared: Shared, name: str, **kw: Any) -> Dict[str, Any]:
 
 def test_opt(shared: Shared, name: str, ckpt: Optional[str] = None, **kw: Any) -> Dict[str, Any]:
     ds = demo_dataset(shared, kw.pop("meta", None))
-    return {"name": name, "model_type": "GeneralIQAModel", "num_gpu": 0, "manual_seed": 123,
+    return {"name": name, "num_gpu": 0, "manual_seed": 123,
             "datasets": {"test": {**ds, "batch_size_per_gpu": 13}},
             "network": {"type": "UniQA", "backbone": str(shared.get("backbone")), "prompts": ["quality"],
                         "test_crop": "center"},
@@ -459,7 +459,7 @@ def clip_opt(shared: Shared, name: str, corpus: Optional[str] = None) -> Dict[st
             "model": {"config": "tiny-64px"},
             "data": {"train": [source], "num_workers": 0},
             "train": {"batch_size": 8, "total_steps": 2, "lr": 1e-3, "warmup_steps": 1},
-            "logger": {"print_freq": 1, "save_checkpoint_freq": 2, "use_tb_logger": False}}
+            "logger": {"print_freq": 1, "save_latest_freq": 2, "use_tb_logger": False}}
 
 
 def set_key(opt: Dict[str, Any], dotted: str, value: Any) -> Dict[str, Any]:
@@ -948,7 +948,7 @@ def clip_cases() -> List[Case]:
                               ("manual-seed-text", "manual_seed", "abc"), ("name-dotdot", "name", "../../escaped"),
                               ("name-absolute", "name", "/tmp/sweep_escaped_clip"),
                               ("backbone-missing", "model", {"backbone": "/nonexistent/bb.pt"}),
-                              ("save-freq-0", "logger.save_checkpoint_freq", 0), ("data-train-empty", "data.train", [])]:
+                              ("save-freq-0", "logger.save_latest_freq", 0), ("data-train-empty", "data.train", [])]:
         add(label, changed(key, value))
     add("backbone-planted-pickle", lambda ctx: Spec(run(ctx, set_key(clip_opt(ctx.shared, "c"), "model",
                                                                         {"backbone": str(ctx.plant_pickle("bb.pt"))}))))

@@ -106,7 +106,7 @@ def ours(args, csv: Path, tmp: Path, env: Dict[str, str], device: str) -> Tuple[
                                                   "grad_checkpointing": args.grad_checkpointing},
            "data": {"train": [{"type": "csv", "path": str(csv)}], "num_workers": args.workers},
            "train": {"batch_size": args.batch, "total_steps": args.steps, "lr": 1e-4},
-           "logger": {"print_freq": args.log_every, "save_checkpoint_freq": 10 ** 9, "use_tb_logger": False},
+           "logger": {"print_freq": args.log_every, "save_latest_freq": 10 ** 9, "use_tb_logger": False},
            "export": {"verify": False}}
     yml = tmp / "bench.yml"
     yml.write_text(yaml.safe_dump(opt))

@@ -19,7 +19,7 @@ def train_options(name: str, demo: Dict[str, Any], backbone: Path, **changes: An
                "split_index": 1, "mos_range": [0, 100], "lower_better": False, "mos_normalize": True,
                "img_range": 1, "num_worker_per_gpu": 0, "prefetch_mode": None}
     opt = {
-        "name": name, "model_type": "GeneralIQAModel", "num_gpu": 0, "manual_seed": 123,
+        "name": name, "num_gpu": 0, "manual_seed": 123,
         "datasets": {
             "train": {**dataset, "augment": {"hflip": True, "random_crop": 224}, "use_shuffle": True,
                       "batch_size_per_gpu": 4, "dataset_enlarge_ratio": 1},

@@ -37,11 +37,12 @@ def test_fixture_is_the_release_file_byte_for_byte(name):
 @pytest.mark.parametrize("name,val_freq,total_epoch", [("livec.yml", 200, 50), ("koniq.yml", 2000, 20)])
 def test_release_config_loads_unchanged_with_every_key(name, val_freq, total_epoch):
     opt, notices = parse_options(RELEASE / name, is_train=True)
-    assert opt["val"]["val_freq"] == val_freq and isinstance(opt["val"]["val_freq"], float)
-    assert opt["logger"]["save_latest_freq"] == 1000.0
-    assert opt["train"]["total_iter"] == 2000000 and opt["train"]["total_epoch"] == total_epoch
-    assert opt["train"]["optim"] == {"type": "Adam", "lr": 2e-4}
-    assert opt["val"]["key_metric"] == "srcc"
+    # the release writes integers as !!float 2000: the typed config holds the integers they mean
+    assert opt.val.val_freq == val_freq and isinstance(opt.val.val_freq, int)
+    assert opt.logger.save_latest_freq == 1000 and isinstance(opt.logger.save_latest_freq, int)
+    assert opt.train.total_iter == 2000000 and opt.train.total_epoch == total_epoch
+    assert opt.train.optim == {"type": "Adam", "lr": 2e-4}
+    assert opt.val.key_metric == "srcc"
     legacy = {n.split("'")[1] for n in notices}
     assert {"logger.log_imgs_freq", "logger.wandb", "val.save_img", "dist_params.port"} <= legacy
     assert all(n.startswith("Ignoring legacy option") and "\n" not in n for n in notices)
@@ -50,8 +51,8 @@ def test_release_config_loads_unchanged_with_every_key(name, val_freq, total_epo
 @pytest.mark.parametrize("name", sorted(SHA256))
 def test_release_config_with_demo_overrides_validates(name, demo_data, tiny_backbone):
     opt, _ = parse_options(RELEASE / name, demo_overrides("rel", demo_data, tiny_backbone), is_train=True)
-    assert opt["datasets"]["train"]["split_file"] == str(demo_data["split_file"])
-    assert opt["val"]["val_freq"] == float(200 if name == "livec.yml" else 2000)  # untouched
+    assert opt.datasets["train"]["split_file"] == str(demo_data["split_file"])
+    assert opt.val.val_freq == (200 if name == "livec.yml" else 2000)  # untouched
 
 
 def test_release_livec_config_trains_for_real(tmp_path, demo_data, tiny_backbone):

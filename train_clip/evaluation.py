@@ -20,6 +20,7 @@ from torch.utils.data import DataLoader
 from pyiqa.archs.uniqa_arch import UniQA
 from pyiqa.data import build_dataset, collate_images
 from pyiqa.metrics import calculate_plcc, calculate_srcc
+from pyiqa.data.loader_options import loader_options
 from pyiqa.models.predict import predict
 from pyiqa.utils.errors import ConfigError
 
@@ -47,8 +48,9 @@ class Evaluator:
             if not isinstance(d_opt, dict):
                 raise ConfigError(f"'eval.iqa.{name}' must be a pyiqa dataset section, got {d_opt!r}")
             ds = build_dataset(d_opt, "test", where=f"eval.iqa.{name}")
+            workers = loader_options(d_opt, f"eval.iqa.{name}").num_worker_per_gpu
             loader = DataLoader(ds, batch_size=int(opt.get("batch_size", 8)), shuffle=False,
-                                num_workers=int(d_opt.get("num_worker_per_gpu", 0)), collate_fn=collate_images)
+                                num_workers=workers, collate_fn=collate_images)
             self.iqa_sets.append((name, ds, loader))
             logger.info("eval.iqa.%s: %d labelled images (zero-shot SRCC/PLCC)", name, len(ds))
         self.retrieval = None

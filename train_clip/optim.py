@@ -10,6 +10,8 @@ from typing import Any, Dict, List
 
 import torch
 
+from pyiqa.models.optim import warmup_factor
+
 DEFAULTS = {"betas": (0.9, 0.98), "eps": 1e-6, "weight_decay": 0.2, "warmup_steps": 0, "min_lr": 0.0}
 
 
@@ -36,9 +38,10 @@ def build_optimizer(model: torch.nn.Module, train_opt: Dict[str, Any]) -> torch.
 
 
 def lr_at(step: int, base_lr: float, total_steps: int, warmup_steps: int = 0, min_lr: float = 0.0) -> float:
-    """Learning rate of optimiser step ``step`` (1-based): linear warm-up, then cosine to ``min_lr``."""
+    """Learning rate of optimiser step ``step`` (1-based): the linear warm-up both trainers share
+    (:func:`pyiqa.models.optim.warmup_factor`), then cosine to ``min_lr``."""
     if warmup_steps > 0 and step <= warmup_steps:
-        return base_lr * step / warmup_steps
+        return base_lr * warmup_factor(step, warmup_steps)
     span = max(total_steps - warmup_steps, 1)
     progress = min(max(step - warmup_steps, 0) / span, 1.0)
     return min_lr + 0.5 * (base_lr - min_lr) * (1.0 + math.cos(math.pi * progress))

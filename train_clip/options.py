@@ -15,26 +15,43 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 from pathlib import Path
-from typing import Any, Dict, Iterable
+from typing import Any, Dict, Iterable, Tuple
 
 from open_clip.transform import AugmentationCfg
 
 from pyiqa.archs.crops import TEST_CROPS
 from pyiqa.archs.uniqa_arch import PROMPT_GROUPS
 from pyiqa.data.demo_dataset import NUM_SPLITS
+from pyiqa.data.loader_options import loader_options
+from pyiqa.engine.run_options import RunLoggerOptions, RunOptions, check_positive_int
 from pyiqa.utils.errors import ConfigError
-from pyiqa.utils.experiment import check_run_name
 from pyiqa.utils.options import (apply_overrides, check_bool, check_float, check_floats, check_int,
                                  check_section, load_yaml)
+from pyiqa.utils.option_fields import is_required, option, parse_section
 from pyiqa.utils.precision import check_precision
 from pyiqa.utils.registry import closest
 from train_clip.data import SOURCE_KEYS
 from train_clip.optim import DEFAULTS
 
-# section -> {key: required?}
-TOP = {"name": True, "num_gpu": False, "manual_seed": False, "precision": False, "model": True,
-       "data": True, "train": True, "eval": False, "logger": False, "export": False,
-       "dist_params": False, "path": False}
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClipLoggerOptions(RunLoggerOptions):
+    """``logger``: the shared keys; train_clip prints more often by default."""
+
+    print_freq: int = option(50, "console and TensorBoard interval (steps)", check=check_positive_int)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ClipRunOptions(RunOptions):
+    """The top-level keys train_clip shares with the adapter trainer (the run runtime reads these)."""
+
+    precision: str = option("auto", RunOptions.__dataclass_fields__["precision"].metadata["doc"],
+                            check=check_precision)
+    logger: ClipLoggerOptions = dataclasses.field(default_factory=ClipLoggerOptions)
+
+
+# section -> {key: required?}: the shared run keys, then train_clip's own sections
+TOP = {**{f.name: is_required(f) for f in dataclasses.fields(ClipRunOptions)},
+       "model": True, "data": True, "train": True, "eval": False, "export": False}
 MODEL = {"backbone": False, "model_name": False, "pretrained": False, "config": False,
          "image_size": False, "grad_checkpointing": False, "lock_vision_blocks": False,
          "lock_text_blocks": False, "init_seed": False}
@@ -47,18 +64,12 @@ TRAIN = {"batch_size": True, "accum_steps": False, "total_steps": False, "epochs
 EVAL = {"eval_freq": False, "eval_at_start": False, "iqa": False, "prompts": False, "test_crop": False,
         "num_crops": False, "batch_size": False, "retrieval": False}
 RETRIEVAL = {"sources": True, "max_pairs": False, "batch_size": False}
-LOGGER = {"print_freq": False, "save_checkpoint_freq": False, "keep_checkpoints": False,
-          "use_tb_logger": False}
 EXPORT = {"filename": False, "dtype": False, "verify": False}
-DIST = {"backend": False}
-PATH = {"resume_state": False}
 
 EXPORT_DTYPES = ("fp32", "fp16", "bf16")
-DIST_BACKENDS = ("gloo", "nccl", "mpi", "ucc")
 
 # Sane bounds: far beyond any real run, small enough that a typo fails here instead of exhausting memory.
 MAX_SEED = 2 ** 32 - 1          # NumPy's seed range
-MAX_GPUS = 4096
 MAX_BATCH = 1 << 20             # global batch; the largest CLIP runs use ~160k
 MAX_WORKERS = 256               # DataLoader processes per training process
 MAX_IMAGE_SIZE = 2048           # a ViT-B/16 at 2048 px already has 16k tokens per image
@@ -74,31 +85,30 @@ MAX_RATIO = 10.0                # crop aspect ratio (width / height)
 MAX_ERASE_COUNT = 100
 
 
-def parse_options(path: str | Path, overrides: Iterable[str] = ()) -> Dict[str, Any]:
-    """Load, override and validate a train_clip YAML. Raises ConfigError naming the bad key."""
+def parse_options(path: str | Path, overrides: Iterable[str] = ()) -> Tuple[Dict[str, Any], ClipRunOptions]:
+    """Load, override and validate a train_clip YAML; returns (the options, their shared run part).
+    Raises ConfigError naming the bad key."""
     opt = apply_overrides(load_yaml(path), overrides)
-    validate(opt)
-    return opt
+    return opt, validate(opt)
 
 
-def validate(opt: Dict[str, Any]) -> None:
-    """Key-level checks of every section, plus the value checks that need no data or model."""
+def validate(opt: Dict[str, Any]) -> ClipRunOptions:
+    """Key-level checks of every section, plus the value checks that need no data or model; returns
+    the typed run part (name, seed, devices, precision, path, logger, dist_params)."""
     check_section(opt, TOP)
-    check_run_name(opt["name"])
-    _check_top_level(opt)
+    logger_section = opt.get("logger")
+    if isinstance(logger_section, dict) and "save_checkpoint_freq" in logger_section:
+        raise ConfigError("'logger.save_checkpoint_freq' is 'logger.save_latest_freq' in train_clip now: the "
+                          "interval of the training state a killed run resumes from, as in the adapter trainer "
+                          "(where save_checkpoint_freq writes numbered network snapshots); rename the key")
+    run = parse_section(ClipRunOptions, {k: v for k, v in opt.items() if k not in ("model", "data", "train",
+                                                                                   "eval", "export")})
     _check_model(check_section(opt["model"], MODEL, "model"))
     _check_data(check_section(opt["data"], DATA, "data"))
     _check_train(check_section(opt["train"], TRAIN, "train"))
     _check_eval(check_section(opt.get("eval"), EVAL, "eval"))
-    _check_logger(check_section(opt.get("logger"), LOGGER, "logger"))
     _check_export(check_section(opt.get("export"), EXPORT, "export"))
-    backend = check_section(opt.get("dist_params"), DIST, "dist_params").get("backend")
-    if backend is not None and backend not in DIST_BACKENDS:
-        raise ConfigError(f"'dist_params.backend' must be one of {list(DIST_BACKENDS)} (or absent: NCCL on GPUs, "
-                          f"gloo on CPU), got {backend!r}.{closest(str(backend), DIST_BACKENDS)}")
-    resume = check_section(opt.get("path"), PATH, "path").get("resume_state")
-    if resume is not None:
-        _text(resume, "path.resume_state", "the path of a training state file")
+    return run
 
 
 def _text(value: Any, where: str, what: str) -> str:
@@ -109,17 +119,6 @@ def _text(value: Any, where: str, what: str) -> str:
 
 def _seed(value: Any, where: str) -> int:
     return check_int(value, where, 0, integral_floats=False, maximum=MAX_SEED)
-
-
-def _check_top_level(opt: Dict[str, Any]) -> None:
-    num_gpu = opt.get("num_gpu", "auto")
-    if num_gpu != "auto":
-        if isinstance(num_gpu, str) or num_gpu is None:
-            raise ConfigError(f"'num_gpu' must be an integer >= 0 (0 = CPU) or 'auto', got {num_gpu!r}")
-        check_int(num_gpu, "num_gpu", 0, integral_floats=False, maximum=MAX_GPUS)
-    if "manual_seed" in opt:
-        _seed(opt["manual_seed"], "manual_seed")
-    check_precision(opt.get("precision", "auto"))
 
 
 def _check_model(model: Dict[str, Any]) -> None:
@@ -281,9 +280,7 @@ def _check_eval(ev: Dict[str, Any]) -> None:
         for name, section in ev["iqa"].items():
             if not isinstance(section, dict):
                 raise ConfigError(f"'eval.iqa.{name}' must be a pyiqa dataset section, got {section!r}")
-            if "num_worker_per_gpu" in section:  # the evaluator's loader reads it; the dataset does not
-                check_int(section["num_worker_per_gpu"], f"eval.iqa.{name}.num_worker_per_gpu", 0,
-                          integral_floats=False, maximum=MAX_WORKERS)
+            loader_options(section, f"eval.iqa.{name}")  # the evaluator's loader reads them
     if "prompts" in ev:
         prompts = ev["prompts"]
         if not isinstance(prompts, list) or not prompts:
@@ -310,13 +307,6 @@ def _check_eval(ev: Dict[str, Any]) -> None:
             if key in ret:
                 check_int(ret[key], f"eval.retrieval.{key}", 1, integral_floats=False,
                           **({"maximum": MAX_BATCH} if key == "batch_size" else {}))
-
-
-def _check_logger(log: Dict[str, Any]) -> None:
-    for key in ("print_freq", "save_checkpoint_freq", "keep_checkpoints"):
-        if key in log:
-            check_int(log[key], f"logger.{key}", 1, integral_floats=False)
-    check_bool(log, "use_tb_logger", "logger.use_tb_logger")
 
 
 def _check_export(export: Dict[str, Any]) -> None:

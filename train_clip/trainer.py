@@ -41,21 +41,24 @@ from train_clip.options import parse_options, per_rank_batch
 from train_clip.step import ContrastiveStep, build_loss, split_micro
 
 logger = logging.getLogger(__name__)
+LOGGER_NAMES = ("pyiqa", "train_clip")  # the logger trees of this application
 
 
 class Trainer:
     """Set-up in the order things are needed, then ``run``: the loop, evaluation, checkpoints, export."""
 
     def __init__(self, args: argparse.Namespace):
-        self.opt = opt = parse_options(args.opt, args.force_yml)
-        self.runtime = run = Run(args, opt, log_prefix="train_clip", logger_names=("pyiqa", "train_clip"),
+        opt, options = parse_options(args.opt, args.force_yml)
+        self.opt = opt
+        self.runtime = run = Run(options, opt, root=args.root, config_file=args.opt, launcher=args.launcher,
+                                 auto_resume=args.auto_resume, log_prefix="train_clip", logger_names=LOGGER_NAMES,
                                  identity=("model",))
         self.rank, self.world_size, self.device = run.rank, run.world_size, run.device
         self.seed = run.seed
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True
             torch.backends.cudnn.allow_tf32 = True
-        self.precision = resolve_precision(opt.get("precision", "auto"), self.device)
+        self.precision = resolve_precision(options.precision, self.device)
         logger.info("Run '%s' on %s, world size %d, precision %s, seed %d", opt["name"], self.device,
                     self.world_size, self.precision, self.seed)
 
@@ -132,8 +135,7 @@ class Trainer:
     def run(self) -> Dict[str, Any]:
         run, tr = self.runtime, self.opt["train"]
         ev = self.opt.get("eval") or {}
-        print_freq = int(run.log_opt.get("print_freq", 50))
-        ckpt_freq = int(run.log_opt.get("save_checkpoint_freq", 1000))
+        print_freq, latest_freq = run.options.logger.print_freq, run.options.logger.save_latest_freq
         eval_freq = int(ev.get("eval_freq", 0) or 0)
         self.metrics: Dict[str, float] = {}
         if ev.get("eval_at_start") and run.step == 0:
@@ -154,7 +156,7 @@ class Trainer:
                 last_loss = self._log(loss, lr, norm)
             if eval_freq and run.step % eval_freq == 0:
                 self.evaluate()
-            if run.step % ckpt_freq == 0 and run.step < self.total_steps:
+            if run.step % latest_freq == 0 and run.step < self.total_steps:
                 self.save()
         if eval_freq == 0 or run.step % eval_freq != 0:
             self.evaluate()
@@ -236,7 +238,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                           kind="train_clip")
     # open_clip's gather_with_grad uses torch.distributed.nn.all_gather, which torch flags on every call
     warnings.filterwarnings("ignore", message=r"torch\.distributed\.nn\.functional\.all_gather is deprecated")
-    return run_main(lambda: Trainer(args))
+    return run_main(lambda: Trainer(args), args, LOGGER_NAMES)
 
 
 def cli() -> None:

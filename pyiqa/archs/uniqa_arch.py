@@ -3,6 +3,12 @@ levels. Variants of the authors' release (single cue, multi-cue, AIGC) are rows 
 
 Score of one crop: f = CLIP image embedding, f' = f + adapter(f), p = softmax over the five prompts
 of each group of exp(logit_scale) * cos(f', t), group score = sum_k p_k * s_k, score = mean over groups.
+
+Split as timm splits its networks: ``forward_features`` runs the frozen tower (crops -> embeddings f),
+``forward_head`` the :class:`~pyiqa.archs.score_head.ScoreHead` (embeddings -> scores), the only part
+that trains. The training
+loop feeds the head either live embeddings or stored ones (``train.feature_cache``); nothing downstream
+of ``forward_features`` can tell which.
 """
 from __future__ import annotations
 
@@ -21,6 +27,7 @@ from ..utils.precision import weight_dtype
 from ..utils.registry import ARCH_REGISTRY, closest
 from .clip_backbone import build_clip
 from .crops import TEST_CROPS, CropSpec, make_crops, to_unit_float
+from .score_head import NUM_LEVELS, Adapter, ScoreHead
 # The model cards (named inference configurations of this class) live in a torch-free module so
 # that listing them is instant; re-exported here, next to the class they configure.
 from .model_cards import (BACKBONE_DOWNLOAD_PAGES, BACKBONE_EMBED_DIM, BACKBONE_FILE,  # noqa: F401
@@ -31,7 +38,6 @@ logger = logging.getLogger(__name__)
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
-NUM_LEVELS = 5
 # Five prompts per group (NUM_LEVELS), ordered low to high quality so they line up with the score levels.
 PROMPT_GROUPS: Dict[str, Tuple[str, ...]] = {
     "quality": ("bad image", "poor image", "fair image", "good image", "perfect image"),
@@ -66,18 +72,6 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
 }
 
 ImageBatch = Union[torch.Tensor, Sequence[torch.Tensor]]
-
-
-class Adapter(nn.Module):
-    """Bias-free bottleneck D -> hidden -> D with ReLUs; keys ``fc.0.weight``, ``fc.2.weight``."""
-
-    def __init__(self, dim: int, hidden: int):
-        super().__init__()
-        self.fc = nn.Sequential(nn.Linear(dim, hidden, bias=False), nn.ReLU(inplace=True),
-                                nn.Linear(hidden, dim, bias=False), nn.ReLU(inplace=True))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(x)
 
 
 @ARCH_REGISTRY.register()
@@ -151,19 +145,13 @@ class UniQA(nn.Module):
 
         dim = self.clip.visual.proj.shape[1]  # joint embedding width D (512 for ViT-B/16)
         hidden = int(embedding_dim) if embedding_dim else dim // 2
-        self.adapter: Optional[Adapter] = Adapter(dim, hidden) if use_adapter else None
-        levels = torch.tensor([float(s) for s in score_levels])
-        if learnable_levels:
-            self.score_level = nn.Parameter(levels)
-        else:
-            self.register_buffer("score_level", levels)
+        self.head = ScoreHead(dim, hidden, use_adapter, score_levels, learnable_levels)
         self.register_buffer("mean", torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1), persistent=False)
 
         texts = [p for group in prompts for p in PROMPT_GROUPS[group]]
         tokens = open_clip.tokenize(texts, context_length=self.clip.context_length)  # (G*5, 77)
         self.register_buffer("prompt_tokens", tokens, persistent=False)
-        self.register_buffer("text_features", torch.empty(0), persistent=False)
         self.refresh_text_features()
 
     @staticmethod
@@ -204,18 +192,35 @@ class UniQA(nn.Module):
         return int(self.clip.visual.proj.shape[1])
 
     @property
+    def adapter(self) -> Optional[Adapter]:
+        """The head's adapter (None in the zero-shot model)."""
+        return self.head.adapter
+
+    @property
+    def score_level(self) -> torch.Tensor:
+        """The head's five score levels, low to high."""
+        return self.head.score_level
+
+    @property
+    def text_features(self) -> torch.Tensor:
+        """The prompts' unit-norm text embeddings (G*5, D) the head compares images with."""
+        return self.head.text_features
+
+    @property
     def arch_options(self) -> Dict[str, Any]:
         """Constructor arguments; ``UniQA(**arch_options)`` rebuilds this model."""
         return {k: list(v) if isinstance(v, list) else v for k, v in self._arch_options.items()}
 
     @torch.no_grad()
     def refresh_text_features(self) -> None:
-        """Encode the prompts with the frozen text tower; call again if the text tower changes."""
+        """Give the head the prompts' embeddings by the frozen text tower and CLIP's logit scale; call
+        again if the CLIP changes (the head keeps copies, so that it is a module of its own)."""
         if self.text_tower_dropped:
             raise RuntimeError("The text tower was dropped (drop_text_tower); the cached prompt "
                                "embeddings cannot be recomputed. Rebuild the model.")
         feats = self.clip.encode_text(self.prompt_tokens)  # (G*5, D)
-        self.text_features = F.normalize(feats.float(), dim=-1)
+        self.head.text_features = F.normalize(feats.float(), dim=-1)
+        self.head.logit_scale = self.clip.logit_scale.detach().float().clone()
 
     def drop_text_tower(self) -> None:
         """Free the frozen text tower (~63M parameters) for inference.
@@ -236,31 +241,39 @@ class UniQA(nn.Module):
         return self
 
     # ------------------------------------------------------------------ scoring
-    def embed(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """The frozen tower's embeddings (N, D) float32 of crops ``x`` (N, 3, S, S) in [0, 1]: what the
         feature cache stores; nothing after this point depends on the image."""
+        size = (self.sample_size,) * 2
+        if not torch.is_tensor(x) or x.dim() != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != size:
+            shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
+            raise ValueError(f"UniQA.forward_features expects crops (N, 3, {self.sample_size}, "
+                             f"{self.sample_size}), got {shape}; in training mode crop in the data "
+                             f"pipeline (eval mode takes whole images).")
         x = (x.float() - self.mean.float()) / self.std.float()
         return self.clip.encode_image(x.to(self.clip.visual.conv1.weight.dtype)).float()  # (N, D)
 
-    def group_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-group scores of crops ``x`` (N, 3, S, S) in [0, 1] -> (N, G)."""
-        return self.group_scores_of_embeddings(self.embed(x))
+    def forward_head(self, f: torch.Tensor, counts: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Scores (N, 1) of tower embeddings: (N, D) one crop per image, (N, T, D) the mean over an
+        image's T crops, or (sum T_i, D) with ``counts`` T_i (see :class:`ScoreHead`)."""
+        return self.head(f, counts)
 
-    def group_scores_of_embeddings(self, f: torch.Tensor) -> torch.Tensor:
-        """Per-group scores (N, G) of tower embeddings ``f`` (N, D): adapter, prompts, levels."""
-        f = f.float()
-        if self.adapter is not None:
-            a = self.adapter(f.to(self.adapter.fc[0].weight.dtype)).float()
-            f = f + a  # unscaled residual
-        f = F.normalize(f, dim=-1)
-        t = self.text_features.float()  # (G*5, D), already unit norm
-        logits = self.clip.logit_scale.float().exp() * f @ t.t()  # (N, G*5)
-        probs = logits.view(f.shape[0], -1, NUM_LEVELS).softmax(dim=-1)  # (N, G, 5)
-        return (probs * self.score_level.float()).sum(dim=-1)  # (N, G)
+    def test_crop_features(self, x: ImageBatch) -> Tuple[torch.Tensor, List[int]]:
+        """Embeddings (sum T_i, D) of the test crops of images ``x`` (see ``forward``), and the T_i."""
+        spec = self.crop_spec
+        # A (B, 3, H, W) tensor is cut at one set of positions, as the release did per batch.
+        return self._crop_features([c for batch in self._image_batches(x) for c in make_crops(batch, spec)])
 
-    def forward_crops(self, x: torch.Tensor) -> torch.Tensor:
-        """Score crops ``x`` (N, 3, S, S) in [0, 1] -> (N, 1); mean over prompt groups."""
-        return self.group_scores(x).mean(dim=-1, keepdim=True)
+    def _crop_features(self, crops: Sequence[torch.Tensor]) -> Tuple[torch.Tensor, List[int]]:
+        """Embeddings (sum K_i, D) of each image's crops (list of (K_i, 3, S, S)), in one forward pass."""
+        if not crops:
+            raise ValueError("score_crops got no images (an empty list of crops)")
+        counts = [c.shape[0] for c in crops]
+        if len({c.dtype for c in crops}) > 1:  # uint8 mixed with float: convert before concatenating
+            crops = [to_unit_float(c) for c in crops]
+        # Concatenate before converting: uint8 moves to the device 4x lighter.
+        x = torch.cat([c.to(self.mean.device, non_blocking=True) for c in crops])  # (sum K_i, 3, S, S)
+        return self.forward_features(to_unit_float(x)), counts
 
     def score_crops(self, crops: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-image scores from the test crops of each image (list of (K_i, 3, S, S)) -> (N,) float32.
@@ -269,44 +282,23 @@ class UniQA(nn.Module):
         end here): all crops go through the network in one forward pass; an image's score is the mean
         of its crops' scores. uint8 crops (0-255) are converted to [0, 1] floats on the device.
         """
-        if not crops:
-            raise ValueError("score_crops got no images (an empty list of crops)")
-        counts = [c.shape[0] for c in crops]
-        if len({c.dtype for c in crops}) > 1:  # uint8 mixed with float: convert before concatenating
-            crops = [to_unit_float(c) for c in crops]
-        # Concatenate before converting: uint8 moves to the device 4x lighter.
-        x = torch.cat([c.to(self.mean.device, non_blocking=True) for c in crops])  # (sum K_i, 3, S, S)
-        per_crop = self.forward_crops(to_unit_float(x))[:, 0]  # (sum K_i,)
-        return torch.stack([s.mean() for s in per_crop.split(counts)]).float()
+        return self.forward_head(*self._crop_features(crops))[:, 0]
 
     @property
     def crop_spec(self) -> CropSpec:
         """The test-crop protocol (read on each use, so changing ``test_crop`` etc. takes effect)."""
         return CropSpec(self.sample_size, self.test_crop, self.num_crops, self.crop_seed)
 
-    def forward(self, x: ImageBatch, embedded: bool = False) -> torch.Tensor:
+    def forward(self, x: ImageBatch) -> torch.Tensor:
         """Training: ``x`` are crops (N, 3, S, S). Eval: full images, a (N, 3, H, W) tensor or a list
         of (3, H, W) tensors of any sizes, scored by averaging test crops. Returns (N, 1).
 
-        ``embedded``: ``x`` holds the tower's embeddings instead (the feature cache): (N, D), one crop
-        per image, or (N, T, D), an image's score being the mean over its T crops, in either mode.
+        Always ``forward_head(forward_features(crops))``; the training loop calls the two halves itself
+        (:mod:`pyiqa.models.embedding_feed`), so that it can feed the head stored embeddings instead.
         """
-        if embedded:
-            if not torch.is_tensor(x) or x.dim() not in (2, 3):
-                shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-                raise ValueError(f"embedded=True expects embeddings (N, D) or (N, T, D), got {shape}")
-            per_crop = self.group_scores_of_embeddings(x.reshape(-1, x.shape[-1])).mean(dim=-1)
-            return per_crop.view(x.shape[0], -1).mean(dim=1, keepdim=True)  # (N, 1)
         if self.training:
-            if not torch.is_tensor(x) or x.dim() != 4 or x.shape[-2:] != (self.sample_size,) * 2:
-                shape = tuple(x.shape) if torch.is_tensor(x) else type(x).__name__
-                raise ValueError(f"In training mode UniQA expects crops (N, 3, {self.sample_size}, "
-                                 f"{self.sample_size}), got {shape}; crop in the data pipeline.")
-            return self.forward_crops(x)
-        spec = self.crop_spec
-        # A (B, 3, H, W) tensor is cut at one set of positions, as the release did per batch.
-        crops = [c for batch in self._image_batches(x) for c in make_crops(batch, spec)]
-        return self.score_crops(crops).unsqueeze(-1)  # (N, 1)
+            return self.forward_head(self.forward_features(x))
+        return self.forward_head(*self.test_crop_features(x))
 
     @staticmethod
     def _image_batches(x: ImageBatch) -> List[torch.Tensor]:
@@ -329,9 +321,9 @@ class UniQA(nn.Module):
     def trainable_state_dict(self) -> Dict[str, torch.Tensor]:
         """The tensors a checkpoint saves: adapter weights and score levels (never the frozen CLIP)."""
         sd: Dict[str, torch.Tensor] = {}
-        if self.adapter is not None:
-            sd.update({f"adapter.{k}": v.detach() for k, v in self.adapter.state_dict().items()})
-        sd["score_level"] = self.score_level.detach()
+        if self.head.adapter is not None:
+            sd.update({f"adapter.{k}": v.detach() for k, v in self.head.adapter.state_dict().items()})
+        sd["score_level"] = self.head.score_level.detach()
         return sd
 
     def load_trainable_state_dict(self, state_dict: Dict[str, Any],

@@ -19,9 +19,10 @@ As in pyiqa:
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
+import pandas as pd
 import torch
 
 from ..utils.errors import ConfigError, DataError
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 NUM_BINS = 10
 OFFICIAL_SPLIT_COLUMN = "official_split"
+DEFAULT_VAL_NUM = 2000
 
 
 @DATASET_REGISTRY.register()
@@ -47,20 +49,47 @@ class AVADataset(GeneralNRDataset):
         Other options as GeneralNRDataset, with ``mos_range`` [0, 10] and ``mos_normalize`` on by default.
     """
 
-    def __init__(self, *args: Any, val_num: int = 2000, mos_range: Optional[List[float]] = (0, 10),
-                 mos_normalize: bool = True, **kwargs: Any):
-        if not isinstance(val_num, int) or isinstance(val_num, bool) or val_num < 0:
-            raise ConfigError(f"'datasets.{kwargs.get('phase', 'train')}.val_num' must be an integer >= 0, "
-                              f"got {val_num!r}")
-        check_kwargs(GeneralNRDataset.__init__, kwargs, f"datasets.{kwargs.get('phase', 'train')}",
-                     also=("val_num",))
+    def __init__(self, *args: Any, val_num: int = DEFAULT_VAL_NUM, mos_range: Optional[List[float]] = (0, 10),
+                 mos_normalize: bool = True, where: Optional[str] = None, **kwargs: Any):
+        where = where or f"datasets.{kwargs.get('phase', 'train')}"
+        _check_val_num(val_num, where)
+        check_kwargs(GeneralNRDataset.__init__, kwargs, where, also=("val_num",))
         self.val_num = val_num
-        super().__init__(*args, mos_range=mos_range, mos_normalize=mos_normalize, **kwargs)
+        super().__init__(*args, mos_range=mos_range, mos_normalize=mos_normalize, where=where, **kwargs)
 
-    def _adjust_split_file(self, split: Split) -> Split:
+    def row_options(self) -> Dict[str, Any]:
+        return {"val_num": self.val_num}
+
+    @classmethod
+    def find_split(cls, table: pd.DataFrame, options: Dict[str, Any], where: str
+                   ) -> Tuple[str, Optional[Split]]:
+        _check_val_num(options.get("val_num", DEFAULT_VAL_NUM), where)  # a section the runner reads
+        return super().find_split(table, options, where)
+
+    @classmethod
+    def adjust_split_file(cls, split: Split, options: Dict[str, Any]) -> Split:
+        val_num = options.get("val_num", DEFAULT_VAL_NUM)
         val = list(split["val"])
-        keep = val[len(val) - self.val_num:] if self.val_num else []
+        keep = val[len(val) - val_num:] if val_num else []
         return {**split, "train": list(split["train"]) + val[:len(val) - len(keep)], "val": keep}
+
+    @classmethod
+    def official_split(cls, table: pd.DataFrame, options: Dict[str, Any], where: str) -> Optional[Split]:
+        csv = options.get("meta_info_file")
+        column = find_split_column(table, OFFICIAL_SPLIT_COLUMN)
+        if column is None:
+            raise DataError(f"AVA meta CSV '{csv}' has no official split column (any of "
+                            f"{list(OFFICIAL_SPLIT_COLUMNS)}) and no split_file/split_column was given; "
+                            f"columns: {list(table.columns)}")
+        split = split_from_column(table, column, csv)
+        val_num = options.get("val_num", DEFAULT_VAL_NUM)
+        train = split["train"]
+        borrow = min(val_num, len(train) - 1)  # keep one row to train on
+        if split["val"] or borrow <= 0:
+            return split
+        logger.info("%s: the official split column '%s' has no val rows (IQA-PyTorch's layout): the last %d "
+                    "train rows validate (val_num=%d)", where, column, borrow, val_num)
+        return {**split, "train": train[:len(train) - borrow], "val": train[len(train) - borrow:]}
 
     def _vote_columns(self) -> List[str]:
         columns = list(self.table.columns)
@@ -68,21 +97,6 @@ class AVADataset(GeneralNRDataset):
             raise DataError(f"AVA meta CSV '{self.meta_info_file}' needs columns: image name, MOS, "
                             f"{NUM_BINS} vote counts; found {columns}")
         return columns[2:2 + NUM_BINS]
-
-    def _default_split(self) -> Optional[Split]:
-        column = find_split_column(self.table, OFFICIAL_SPLIT_COLUMN)
-        if column is None:
-            raise DataError(f"AVA meta CSV '{self.meta_info_file}' has no official split column (any of "
-                            f"{list(OFFICIAL_SPLIT_COLUMNS)}) and no split_file/split_column was given; "
-                            f"columns: {list(self.table.columns)}")
-        split = split_from_column(self.table, column, self.meta_info_file)
-        train = split["train"]
-        borrow = min(self.val_num, len(train) - 1)  # keep one row to train on
-        if split["val"] or borrow <= 0:
-            return split
-        logger.info("%s: the official split column '%s' has no val rows (IQA-PyTorch's layout): the last %d "
-                    "train rows validate (val_num=%d)", self.name, column, borrow, self.val_num)
-        return {**split, "train": train[:len(train) - borrow], "val": train[len(train) - borrow:]}
 
     def _validate_rows(self, rows: List[int]) -> None:
         votes = numeric_columns(self.table, self._vote_columns(), self.meta_info_file).to_numpy()
@@ -102,3 +116,8 @@ class AVADataset(GeneralNRDataset):
 
     def _extra_item(self, row: int) -> Dict[str, Any]:
         return {"mos_dist": torch.from_numpy(self.vote_dist[row].copy())}
+
+
+def _check_val_num(val_num: Any, where: str) -> None:
+    if not isinstance(val_num, int) or isinstance(val_num, bool) or val_num < 0:
+        raise ConfigError(f"'{where}.val_num' must be an integer >= 0, got {val_num!r}")

@@ -4,31 +4,18 @@ from __future__ import annotations
 import functools
 import logging
 import random
-import re
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
 
 from ..utils.errors import ConfigError, DataError
-from ..utils.options import check_int
 from ..utils.registry import DATASET_REGISTRY
-from ..utils.threads import MAX_LOADER_WORKERS
+from .loader_options import LoaderOptions, split_options
 from .resumable_sampler import ResumableSampler
 
 logger = logging.getLogger(__name__)
-
-
-# Keys of a ``datasets.<phase>`` section that configure its DataLoader, not the dataset class.
-LOADER_KEYS = ("batch_size_per_gpu", "num_worker_per_gpu", "use_shuffle", "max_failed_fraction")
-
-
-def split_options(opt: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """(dataset options, loader options) of a YAML ``datasets.<phase>`` section (pyiqa keeps both in
-    one section; the dataset class only receives its own)."""
-    return ({k: v for k, v in opt.items() if k not in LOADER_KEYS},
-            {k: v for k, v in opt.items() if k in LOADER_KEYS})
 
 
 def build_dataset(opt: Dict[str, Any], phase: str, where: str) -> Dataset:
@@ -36,18 +23,11 @@ def build_dataset(opt: Dict[str, Any], phase: str, where: str) -> Dataset:
 
     Args:
         opt: the YAML ``datasets.<phase>`` mapping (not modified); its loader keys are left out.
-        where: its config path, used in error messages (e.g. ``datasets.train``).
+        where: its config path (e.g. ``datasets.val_koniq``); the registry hands it to the dataset, whose
+            error messages name it.
     """
     dataset_opt, _ = split_options(opt) if isinstance(opt, dict) else (opt, {})
-    try:
-        return DATASET_REGISTRY.build(dataset_opt, where, phase=phase)
-    except ConfigError as exc:
-        # The constructor only knows its phase, so it says 'datasets.val'; name the real section
-        # (e.g. 'datasets.val_koniq') instead.
-        fixed = re.sub(rf"'datasets\.{re.escape(phase)}(?=[.'])", f"'{where}", str(exc))
-        if fixed == str(exc):
-            raise
-        raise ConfigError(fixed) from exc
+    return DATASET_REGISTRY.build(dataset_opt, where, phase=phase)
 
 
 def collate_images(batch: List[Dict[str, Any]], allow_mixed_sizes: bool = True) -> Dict[str, Any]:
@@ -59,8 +39,6 @@ def collate_images(batch: List[Dict[str, Any]], allow_mixed_sizes: bool = True) 
     """
     if not batch:
         raise ValueError("collate_images got an empty batch")
-    if "img" not in batch[0]:  # cached embeddings ('feat'): all of one shape
-        return default_collate(batch)
     imgs = [item["img"] for item in batch]
     same = all(img.shape == imgs[0].shape for img in imgs)
     if not same and not allow_mixed_sizes:
@@ -86,10 +64,10 @@ def seed_worker(worker_id: int) -> None:
     random.seed(seed)
 
 
-def build_dataloader(dataset: Dataset, opt: Dict[str, Any], phase: str, seed: int = 0, rank: int = 0,
+def build_dataloader(dataset: Dataset, options: LoaderOptions, phase: str, seed: int = 0, rank: int = 0,
                      world_size: int = 1, where: Optional[str] = None,
                      device: Optional[torch.device] = None) -> DataLoader:
-    """The DataLoader of ``dataset``, from the loader keys of its YAML section ``opt``.
+    """The DataLoader of ``dataset``, from the loader keys of its YAML section (:func:`loader_options`).
 
     Train: a :class:`ResumableSampler` (order a pure function of (seed, epoch), this rank's share,
     ``set_epoch(epoch, skip)`` to resume mid-epoch), ``batch_size_per_gpu`` images per process,
@@ -99,16 +77,10 @@ def build_dataloader(dataset: Dataset, opt: Dict[str, Any], phase: str, seed: in
     seeded from ``seed + rank`` and is what a trainer reseeds per epoch.
 
     Raises:
-        ConfigError: a bad batch size or worker count, or a batch larger than this rank's images.
+        ConfigError: a batch larger than this rank's images.
     """
     where = where or f"datasets.{phase}"
-    batch_size = check_int(opt.get("batch_size_per_gpu", 1), f"{where}.batch_size_per_gpu", 1,
-                           integral_floats=False)
-    workers = check_int(opt.get("num_worker_per_gpu", 0), f"{where}.num_worker_per_gpu", 0,
-                        integral_floats=False, maximum=MAX_LOADER_WORKERS)
-    shuffle = opt.get("use_shuffle", True)
-    if not isinstance(shuffle, bool):
-        raise ConfigError(f"'{where}.use_shuffle' must be true or false, got {shuffle!r}")
+    batch_size, workers, shuffle = options.batch_size_per_gpu, options.num_worker_per_gpu, options.use_shuffle
     pin = (device.type == "cuda") if device is not None else torch.cuda.is_available()
     generator = torch.Generator().manual_seed(seed + rank)
     common = dict(batch_size=batch_size, num_workers=workers, pin_memory=pin, worker_init_fn=seed_worker,

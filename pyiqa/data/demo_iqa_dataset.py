@@ -3,9 +3,10 @@ so ``pyiqa-train -opt UniQA/demo`` runs on a fresh machine without a download.""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Dict, Optional
 
 from ..utils import dist
+from ..utils.errors import ConfigError
 from ..utils.registry import DATASET_REGISTRY, check_kwargs
 from .demo_dataset import build_demo_dataset
 from .general_nr_dataset import GeneralNRDataset
@@ -23,15 +24,31 @@ class DemoIQADataset(GeneralNRDataset):
     """
 
     def __init__(self, dataroot_target: str, meta_info_file: Optional[str] = None,
-                 split_file: Optional[str] = None, **options: Any):
-        check_kwargs(GeneralNRDataset.__init__, options, f"datasets.{options.get('phase', 'train')}")
-        if dist.get_rank() == 0:
-            info = build_demo_dataset(dataroot_target)
+                 split_file: Optional[str] = None, where: Optional[str] = None, **options: Any):
+        where = where or f"datasets.{options.get('phase', 'train')}"
+        check_kwargs(GeneralNRDataset.__init__, options, where)
+        section = {**options, "dataroot_target": dataroot_target, "meta_info_file": meta_info_file,
+                   "split_file": split_file}
+        if dist.get_rank() == 0:  # builds the data when missing; the other ranks wait, then read it
+            section = self.source_options(section, where)
         dist.barrier()
-        info = build_demo_dataset(dataroot_target) if dist.get_rank() != 0 else info
-        if split_file is None and options.get("split_ratio") is None and options.get("split_column") is None:
-            split_file = str(info["split_file"])
-        options.setdefault("split_ratio", "802")
-        super().__init__(dataroot_target=str(Path(dataroot_target)),
-                         meta_info_file=meta_info_file or str(info["meta_info_file"]),
-                         split_file=split_file, **options)
+        if dist.get_rank() != 0:
+            section = self.source_options(section, where)
+        super().__init__(where=where, **section)
+
+    @classmethod
+    def source_options(cls, options: Dict[str, Any], where: str) -> Dict[str, Any]:
+        """``options`` with the demo's built-in meta CSV, and its split pickle when no split_ratio or
+        split_column selects split columns; the data is built first when missing (as on first use), so
+        a fresh machine can plan demo splits before any training."""
+        if options.get("dataroot_target") is None:
+            raise ConfigError(f"Missing required option '{where}.dataroot_target' (the demo data's folder, "
+                              "built there when missing)")
+        info = build_demo_dataset(options["dataroot_target"])
+        out = {**options, "dataroot_target": str(Path(options["dataroot_target"])),
+               "meta_info_file": options.get("meta_info_file") or str(info["meta_info_file"])}
+        if out.get("split_file") is None and out.get("split_ratio") is None and out.get("split_column") is None:
+            out["split_file"] = str(info["split_file"])
+        if out.get("split_ratio") is None:
+            out["split_ratio"] = "802"
+        return out

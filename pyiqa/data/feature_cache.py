@@ -151,7 +151,7 @@ class FeatureCache:
 
     Args:
         root: cache root folder (``train.feature_cache_dir``; default ``<--root>/feature_cache``).
-        net: the UniQA network (its frozen tower embeds, its ``crop_spec`` cuts test crops).
+        net: the UniQA network (its ``forward_features`` embeds, its ``crop_spec`` cuts test crops).
         device: where the tower runs.
         workers: DataLoader workers that decode and crop while the tower runs.
         batch_crops: crops per tower forward pass.
@@ -172,10 +172,8 @@ class FeatureCache:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
         crop = self.net.crop_spec
-        if kind == "crops" and crop.test_crop not in DETERMINISTIC_CROPS:
-            raise ConfigError(f"network.test_crop: {crop.test_crop} draws new crops at every evaluation, so "
-                              f"it cannot be cached; use one of {list(DETERMINISTIC_CROPS)} with "
-                              "train.feature_cache: true (random10 draws the same crops per image)")
+        if kind == "crops":
+            check_cacheable_crop(crop.test_crop)
         per_image = views if kind == "views" else {"center": 1, "five": 5}.get(crop.test_crop, crop.num_crops)
         return CacheSpec(kind=kind, dataset=dataset_identity(ds), tower=self.tower,
                          sample_size=int(self.net.sample_size), transform=repr(ds.transform),
@@ -296,11 +294,20 @@ class FeatureCache:
         counts = [c.shape[0] for c in crops]
         # per image: crops of an image smaller than the sample size come upscaled, as floats
         x = torch.cat([to_unit_float(c.to(self.device, non_blocking=True)) for c in crops])
-        out = torch.cat([self.net.embed(x[i:i + self.batch_crops])
+        out = torch.cat([self.net.forward_features(x[i:i + self.batch_crops])
                          for i in range(0, x.shape[0], self.batch_crops)])
         return [f.cpu().numpy().astype(np.float16) for f in out.split(counts)]
 
 
-def cache_root(train_opt: Dict[str, Any], runs_root: Path) -> Path:
+def check_cacheable_crop(test_crop: str) -> None:
+    """The rule of what the cache can store: test crops drawn the same way at every evaluation
+    (checked at start-up by the experiment options, and here for library use)."""
+    if test_crop not in DETERMINISTIC_CROPS:
+        raise ConfigError(f"'network.test_crop: {test_crop}' draws new crops at every evaluation, so the feature "
+                          f"cache cannot store them; use one of {list(DETERMINISTIC_CROPS)} with "
+                          "'train.feature_cache: true' (random10 draws the same 10 crops of an image every time)")
+
+
+def cache_root(feature_cache_dir: Optional[str], runs_root: Path) -> Path:
     """``train.feature_cache_dir`` or ``<runs root>/feature_cache``."""
-    return Path(os.path.expanduser(str(train_opt.get("feature_cache_dir") or runs_root / "feature_cache")))
+    return Path(os.path.expanduser(str(feature_cache_dir or runs_root / "feature_cache")))

@@ -1,8 +1,13 @@
 """No-reference IQA datasets: an image folder + a meta_info CSV (+ an optional split).
 
 A YAML ``datasets.<phase>`` section is passed to the constructor without its loader keys
-(``pyiqa.data.builder.LOADER_KEYS``), so the signature below plus those keys *is* the list of valid
+(``pyiqa.data.loader_options.LOADER_KEYS``), so the signature below plus those keys *is* the list of valid
 options (the registry rejects anything else with the closest valid name).
+
+Which rows a section reads is decided by the class, not by its caller: :meth:`GeneralNRDataset.section_split`
+gives, from the meta CSV alone, the split the constructor selects from (pyiqa's rules in
+:mod:`pyiqa.data.splits` plus the class's own: rows it drops, an official split, defaults it fills in), so
+the split runner plans with exactly the rows training will use.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
@@ -19,7 +25,7 @@ from ..utils.registry import DATASET_REGISTRY
 from .image_io import decode_image, to_tensor
 from .failures import load_or_replace, sample_seed
 from .meta_info import Split, meta_columns, read_meta_info
-from .splits import select_rows
+from .splits import SPLIT_KEYS, find_split, phase_rows
 from .transforms import RANDOM_KEYS, build_transform
 
 logger = logging.getLogger(__name__)
@@ -56,6 +62,8 @@ class GeneralNRDataset(Dataset):
         augment: transform options, see ``pyiqa.data.transforms.build_transform``.
         img_range: images are scaled to [0, img_range].
         dataset_enlarge_ratio: repeat the image list this many times (longer epochs on small sets).
+        where: the section's config path for messages (``datasets.val_koniq``); given by
+            ``DATASET_REGISTRY.build``, not by the YAML. Default ``datasets.<phase>``.
     """
 
     legacy_options = {
@@ -72,9 +80,9 @@ class GeneralNRDataset(Dataset):
                  override_phase: Optional[str] = None, mos_range: Optional[Sequence[float]] = None,
                  lower_better: bool = False, mos_normalize: bool = False,
                  augment: Optional[Dict[str, Any]] = None, img_range: float = 1.0,
-                 dataset_enlarge_ratio: int = 1):
+                 dataset_enlarge_ratio: int = 1, where: Optional[str] = None):
         super().__init__()
-        where = f"datasets.{phase}"
+        where = where or f"datasets.{phase}"
         if phase not in PHASES:
             raise ConfigError(f"Dataset '{name}': phase must be one of {list(PHASES)}, got {phase!r}")
         if not isinstance(dataset_enlarge_ratio, int) or dataset_enlarge_ratio < 1:
@@ -93,17 +101,13 @@ class GeneralNRDataset(Dataset):
             raise DataError(f"'{where}.dataroot_target' {self.dataroot} is not a folder "
                             f"({'a file' if self.dataroot.exists() else 'it does not exist'})")
 
-        table = read_meta_info(self.meta_info_file, img_column, mos_column)
-        self.img_column, self.mos_column = meta_columns(table, self.meta_info_file, img_column, mos_column)
-        if len(table) <= self.skip_rows:
-            raise DataError(f"Meta info CSV '{self.meta_info_file}' has {len(table)} rows; "
-                            f"{type(self).__name__} drops the first {self.skip_rows}")
-        # Dataset row r is CSV row r + skip_rows; split indices count dataset rows.
-        self.table = table.iloc[self.skip_rows:].reset_index(drop=True)
-        self.split_source, rows = select_rows(
-            self.table, self.meta_info_file, phase, where, split_file=split_file, split_index=split_index,
-            split_ratio=split_ratio, split_column=split_column, override_phase=override_phase,
-            official=self._default_split, adjust_split_file=self._adjust_split_file)
+        self.table = self.meta_table(self.meta_info_file, img_column, mos_column)
+        self.img_column, self.mos_column = meta_columns(self.table, self.meta_info_file, img_column, mos_column)
+        selection = {"meta_info_file": meta_info_file, "split_file": split_file, "split_index": split_index,
+                     "split_ratio": split_ratio, "split_column": split_column, "override_phase": override_phase,
+                     **self.row_options()}
+        source, split = self.find_split(self.table, selection, where)
+        self.split_source, rows = phase_rows(source, split, len(self.table), phase, where, override_phase)
         self._validate_rows(rows)
         self._check_images_exist(rows, where)
         self.rows: List[int] = rows * dataset_enlarge_ratio
@@ -118,13 +122,64 @@ class GeneralNRDataset(Dataset):
         self.seed, self.epoch = 0, 0
         logger.info(self.describe())
 
-    def _default_split(self) -> Optional[Split]:
-        """Split used when neither a split file nor a split index/column is given; None = all rows."""
+    # --- row selection: one rule for the constructor and for whoever plans a run (the split runner) ---
+    @classmethod
+    def section_split(cls, options: Dict[str, Any], where: str) -> Tuple[str, Optional[Split]]:
+        """(description, split) the rows of config section ``options`` come from, exactly as the
+        constructor selects them, read from the meta CSV alone (no image is opened).
+
+        Rows are numbered as the dataset numbers them (after :attr:`skip_rows`); the split is None when
+        the section reads every row. Raises what the constructor would: ConfigError/DataError.
+        """
+        options = cls.source_options(options, where)
+        if options.get("meta_info_file") is None:
+            raise ConfigError(f"Missing required option '{where}.meta_info_file'")
+        table = cls.meta_table(options["meta_info_file"], options.get("img_column"), options.get("mos_column"))
+        return cls.find_split(table, options, where)
+
+    @classmethod
+    def source_options(cls, options: Dict[str, Any], where: str) -> Dict[str, Any]:
+        """``options`` with what the class fills in by itself (DemoIQADataset: its built-in meta CSV and
+        split file); none here."""
+        return dict(options)
+
+    @classmethod
+    def meta_table(cls, meta_info_file: Union[str, Path], img_column: Optional[str] = None,
+                   mos_column: Optional[str] = None) -> pd.DataFrame:
+        """The dataset's rows of its meta CSV: read and checked (:func:`read_meta_info`), the first
+        :attr:`skip_rows` dropped; dataset row r is CSV row r + skip_rows, and split indices count
+        dataset rows."""
+        table = read_meta_info(meta_info_file, img_column, mos_column)
+        if len(table) <= cls.skip_rows:
+            raise DataError(f"Meta info CSV '{meta_info_file}' has {len(table)} rows; "
+                            f"{cls.__name__} drops the first {cls.skip_rows}")
+        return table.iloc[cls.skip_rows:].reset_index(drop=True)
+
+    @classmethod
+    def find_split(cls, table: pd.DataFrame, options: Dict[str, Any], where: str
+                   ) -> Tuple[str, Optional[Split]]:
+        """(description, split or None for every row) of ``options`` over the dataset rows ``table``:
+        pyiqa's rules (:func:`pyiqa.data.splits.find_split`) with the class's :meth:`official_split`
+        and :meth:`adjust_split_file`."""
+        return find_split(table, options.get("meta_info_file"), where,
+                          **{key: options.get(key) for key in SPLIT_KEYS},
+                          official=lambda: cls.official_split(table, options, where),
+                          adjust_split_file=lambda split: cls.adjust_split_file(split, options))
+
+    @classmethod
+    def official_split(cls, table: pd.DataFrame, options: Dict[str, Any], where: str) -> Optional[Split]:
+        """The split of a section without split_file, split_index or split_column; None = every row."""
         return None
 
-    def _adjust_split_file(self, split: Split) -> Split:
-        """Hook for subclasses whose split files follow their own convention (AVA's validation list)."""
+    @classmethod
+    def adjust_split_file(cls, split: Split, options: Dict[str, Any]) -> Split:
+        """A class's own reading of a split file's lists (AVA's validation list); unchanged here."""
         return split
+
+    def row_options(self) -> Dict[str, Any]:
+        """Constructor options besides the split keys that change which rows are read, spelled as in a
+        config section, for the class methods above (AVADataset: ``val_num``)."""
+        return {}
 
     def _validate_rows(self, rows: List[int]) -> None:
         """Hook for subclasses to check the selected rows' extra columns at construction time."""
@@ -264,6 +319,8 @@ class LIVEChallengeDataset(GeneralNRDataset):
 
     IQA-PyTorch's published CSV has 1,169 rows, ``t1.bmp``..``t7.bmp`` first, and its split pickle
     (``livechallenge_seed123.pkl``: train/val lists over rows 0..1161) counts rows after the drop, as
-    its own LIVEChallengeDataset does; the 7 images need not be on disk."""
+    its own LIVEChallengeDataset does; the 7 images need not be on disk. Our prepared CSV leaves their
+    split cells empty: being dropped, they are never read, here or when the split runner asks
+    :meth:`section_split`."""
 
     skip_rows = 7

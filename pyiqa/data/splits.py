@@ -1,4 +1,6 @@
-"""Which meta-CSV rows a dataset phase uses, following pyiqa's conventions exactly.
+"""Which meta-CSV rows a dataset phase uses, following pyiqa's conventions exactly: the one home of
+row selection. Datasets select their rows here, and so does the split runner, by asking the dataset class
+(``GeneralNRDataset.section_split``), so the two cannot disagree.
 
 * ``split_file`` (a split pickle): the list ``[split_index][phase]``; ``split_index`` defaults to 1.
 * no ``split_file`` but a ``split_index``: an integer N names the CSV column
@@ -13,6 +15,9 @@
   of pyiqa hold).
 * A phase ``val`` whose split has no val rows falls back to the test rows with a warning: the release's
   protocol, whose best-checkpoint score is then not an unbiased test estimate.
+* Rows outside every split exist only as leading rows a dataset class drops before selecting (LIVE
+  Challenge's 7 "training" images, ``skip_rows``): split indices count the rows after them and their
+  (empty) split cells are never read. Any other row of a split column must name its part.
 """
 from __future__ import annotations
 
@@ -68,13 +73,22 @@ def split_pickle_prefix(file_name: str) -> Optional[str]:
     return match.group(1) if match else None
 
 
-def select_rows(table: pd.DataFrame, csv_path: Any, phase: str, where: str, *, split_file: Optional[str],
-                split_index: SplitIndex, split_ratio: Any, split_column: Optional[str],
-                override_phase: Optional[str], official: Callable[[], Optional[Split]],
-                adjust_split_file: Optional[Callable[[Split], Split]] = None) -> Tuple[str, List[int]]:
-    """(description of the split source, rows for the phase); see the module docstring.
+SPLIT_KEYS = ("split_file", "split_index", "split_ratio", "split_column", "override_phase")
+"""The options of a dataset section that say which rows it reads (besides ``meta_info_file``)."""
 
-    ``adjust_split_file``: a dataset's own rule applied to a split file's lists (AVA's validation list).
+
+def find_split(table: pd.DataFrame, csv_path: Any, where: str, *, split_file: Optional[str] = None,
+               split_index: SplitIndex = None, split_ratio: Any = None, split_column: Optional[str] = None,
+               override_phase: Optional[str] = None, official: Callable[[], Optional[Split]] = lambda: None,
+               adjust_split_file: Optional[Callable[[Split], Split]] = None) -> Tuple[str, Optional[Split]]:
+    """(description, split) a dataset's rows come from, every part checked against ``table``; the split is
+    None when the section reads every row. See the module docstring for the rules.
+
+    Args:
+        table: the dataset's rows (a dataset that drops leading CSV rows passes the rest).
+        split_ratio: None = ``802``.
+        official: the split of a section without split keys (AVA's official split column); None = every row.
+        adjust_split_file: a dataset's own rule applied to a split file's lists (AVA's validation list).
     """
     if override_phase is not None and override_phase not in SPLIT_NAMES:
         raise ConfigError(f"'{where}.override_phase' must be one of {list(SPLIT_NAMES)}, got {override_phase!r}")
@@ -83,7 +97,7 @@ def select_rows(table: pd.DataFrame, csv_path: Any, phase: str, where: str, *, s
                           f"column name, got {split_index!r}")
     if split_file is not None and split_column is not None:
         raise ConfigError(f"'{where}': give split_file or split_column, not both")
-    num_rows = len(table)
+    split_ratio = "802" if split_ratio is None else split_ratio
     if split_file is not None:
         index = 1 if split_index is None else split_index
         split, source = read_split_pickle(split_file, index), f"split file '{split_file}', split {index}"
@@ -104,19 +118,42 @@ def select_rows(table: pd.DataFrame, csv_path: Any, phase: str, where: str, *, s
     else:
         split = official()
         if split is None:
-            logger.info("%s: no split given: phase '%s' uses all %d rows", where, phase, num_rows)
-            return "all rows", list(range(num_rows))
+            return "all rows", None
         source = "official split"
     for part in SPLIT_NAMES:
-        check_rows(split[part], num_rows, f"{source}, '{part}'")
-    part = override_phase or phase
-    if part == "val" and not split["val"] and split["test"] and override_phase is None:
-        logger.warning("%s: the %s has no 'val' rows: validation runs on the TEST split (release protocol), "
-                       "so the best-checkpoint score is not an unbiased test estimate", where, source)
-        part = "test"
+        check_rows(split[part], len(table), f"{source}, '{part}'")
+    return source, split
+
+
+def phase_part(split: Split, phase: str, override_phase: Optional[str] = None) -> str:
+    """The part of ``split`` that ``phase`` reads: ``override_phase``, else the phase itself, except that
+    a val phase whose split has no val rows reads the test rows (the release's protocol)."""
+    if override_phase is not None:
+        return override_phase
+    if phase == "val" and not split["val"] and split["test"]:
+        return "test"
+    return phase
+
+
+def check_part(split: Split, part: str, source: str, where: str) -> None:
+    """DataError when ``part`` of ``split`` has no rows (with a hint for train/val-only split files)."""
     if not split[part]:
         hint = (" (the split has only train/val parts: evaluate its val part with override_phase: val)"
                 if part == "test" and split["val"] else "")
         raise DataError(f"{where}: {source} has no '{part}' rows (sizes: "
                         f"{ {k: len(v) for k, v in split.items()} }){hint}")
+
+
+def phase_rows(source: str, split: Optional[Split], num_rows: int, phase: str, where: str,
+               override_phase: Optional[str] = None) -> Tuple[str, List[int]]:
+    """(description, rows) that ``phase`` reads from a :func:`find_split` result: every row when there is
+    no split, else the part :func:`phase_part` names (checked by :func:`check_part`)."""
+    if split is None:
+        logger.info("%s: no split given: phase '%s' uses all %d rows", where, phase, num_rows)
+        return source, list(range(num_rows))
+    part = phase_part(split, phase, override_phase)
+    if part != phase and override_phase is None:
+        logger.warning("%s: the %s has no 'val' rows: validation runs on the TEST split (release protocol), "
+                       "so the best-checkpoint score is not an unbiased test estimate", where, source)
+    check_part(split, part, source, where)
     return f"{source}, '{part}'", list(split[part])

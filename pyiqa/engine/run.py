@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import errno
 import logging
+import os
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 import yaml
@@ -24,15 +25,14 @@ from ..utils.checkpoint import atomic_write, is_write_failure, load_checkpoint
 from ..utils.errors import CheckpointError, ConfigError, DataError, OutputError, TrainingError
 from ..utils.experiment import (ExperimentPaths, RunLock, check_is_folder_or_absent, release_locks,
                                 resume_candidates)
-from ..utils.logger import ScalarWriter, attach_log_file, setup_logging
+from ..utils.logger import ScalarWriter, attach_log_file, detach_log_file, setup_logging
 from ..utils.rng import get_rng_state, set_random_seed, set_rng_state
 from ..utils.shipped_configs import add_config_arguments, resolve_option_file
 from ..version import __version__
+from .run_options import RunOptions
 from ..utils.worker_guard import guarded_batches, worker_error
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_KEEP_STATES = 2  # training states kept on disk (the newest is always complete: writes are atomic)
 
 
 def parse_run_args(argv: Optional[Sequence[str]], description: str, example_override: str,
@@ -78,51 +78,59 @@ def select_device(num_gpu: Any, local_rank: int) -> torch.device:
 class Run:
     """Set-up of one training run, in the order things are needed; see the module docstring.
 
+    Building a Run changes nothing global: logging is configured by the entry point
+    (:func:`run_main`), and the run's own log file is attached by :meth:`start` and detached by
+    :meth:`close`. Messages go to the run's own logger, ``pyiqa.engine.run.<name>``.
+
     Args:
-        args: the parsed flags of :func:`add_run_arguments`.
-        opt: the validated options (read, never modified).
-        notices: lines to log once logging is set up (e.g. ignored legacy keys).
+        options: the typed sections every trainer shares (name, seed, devices, path, logger, dist).
+        config: the whole resolved config as plain data: saved beside the run and in every state.
+        root: the folder that receives ``experiments/``.
+        config_file: the YAML the options came from (logged).
+        launcher: ``'pytorch'`` under torchrun (one process per device), else ``'none'``.
+        auto_resume: continue from the newest training state of this name.
+        notices: lines to log first (e.g. ignored legacy keys).
         log_prefix: the log file is ``<log_prefix>_<name>_<time>.log`` in the experiment folder.
-        logger_names: logger trees the entry point configures (``pyiqa``, plus the application's).
+        logger_names: logger trees the log file receives (``pyiqa``, plus the application's).
+        identity: sections of ``config`` a resumed state must match (e.g. ``network``).
 
     Attributes:
         step, epoch, epoch_step: optimiser steps done, the current epoch and steps done within it;
             restored by :meth:`resume`, advanced by :meth:`batches`.
     """
 
-    def __init__(self, args: argparse.Namespace, opt: Dict[str, Any], notices: Sequence[str] = (),
-                 log_prefix: str = "train", logger_names: Sequence[str] = ("pyiqa",),
+    def __init__(self, options: RunOptions, config: Mapping[str, Any], *, root: str | Path = ".",
+                 config_file: Optional[str] = None, launcher: str = "none", auto_resume: bool = False,
+                 notices: Sequence[str] = (), log_prefix: str = "train", logger_names: Sequence[str] = ("pyiqa",),
                  identity: Sequence[str] = ()):
-        self.opt = opt
+        self.options, self.config = options, dict(config)
+        self.logger = logging.getLogger(f"{__name__}.{options.name}")
         self.identity = tuple(identity)
         self.log_prefix, self.logger_names = log_prefix, tuple(logger_names)
         self.rank, local_rank, self.world_size = 0, 0, 1
-        if args.launcher == "pytorch":
-            self.rank, local_rank, self.world_size = dist.init_dist((opt.get("dist_params") or {}).get("backend"))
-        self.paths = ExperimentPaths(Path(args.root), opt["name"])
+        if launcher == "pytorch":
+            self.rank, local_rank, self.world_size = dist.init_dist(options.dist_params.backend)
+        self.paths = ExperimentPaths(Path(root), options.name)
         check_is_folder_or_absent(self.paths.exp_dir)  # before anything is created
-        self.candidates = resume_candidates(opt, self.paths, args.auto_resume)
+        self.explicit_state = options.path.resume_state
+        self.candidates = resume_candidates(self.explicit_state, self.paths, auto_resume)
         self.resume_from: Optional[Path] = None
-        # console now; the file (and the folder) only once start() knows the run is valid
-        setup_logging(None, self.rank, logger_names=self.logger_names, buffer=True)
-        logger.info("Options: %s", args.opt)  # which file a config name resolved to
+        if config_file is not None:
+            self.logger.info("Options: %s", config_file)  # which file a config name resolved to
         for note in notices:
-            logger.info(note)
-        self.seed = int(opt.get("manual_seed") or 0)
+            self.logger.info(note)
+        self.seed = options.manual_seed
         set_random_seed(self.seed + self.rank)
-        self.device = select_device(opt.get("num_gpu", "auto"), local_rank)
+        self.device = select_device(options.num_gpu, local_rank)
         self.step, self.epoch, self.epoch_step = 0, 0, 0
         self.writer: Optional[ScalarWriter] = None
         self.lock: Optional[RunLock] = None
+        self._log_file: Optional[logging.Handler] = None
 
     @property
     def is_main(self) -> bool:
         """Rank 0: the process that writes files, logs and evaluates."""
         return self.rank == 0
-
-    @property
-    def log_opt(self) -> Dict[str, Any]:
-        return self.opt.get("logger") or {}
 
     # ------------------------------------------------------------------------------------ resume
     def resume(self, restore: Callable[[Dict[str, Any]], None]) -> bool:
@@ -147,11 +155,11 @@ class Run:
                                   f"{err}); it was written by another configuration or program") from err
         set_rng_state(rng)
         self.resume_from = path
-        logger.info("Resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
+        self.logger.info("Resumed from %s at epoch %d, step %d", path, self.epoch, self.step)
         return True
 
     def _read_state(self) -> Tuple[Optional[Dict[str, Any]], Optional[Path]]:
-        explicit = bool((self.opt.get("path") or {}).get("resume_state"))
+        explicit = bool(self.explicit_state)
         skipped = []
         for path in self.candidates:
             try:
@@ -159,7 +167,7 @@ class Run:
             except CheckpointError as err:
                 if explicit or "was refused" in str(err):  # a planted file is never passed over
                     raise
-                logger.warning("Skipping unreadable training state %s: %s", path, err)
+                self.logger.warning("Skipping unreadable training state %s: %s", path, err)
                 skipped.append(path)
         if skipped:
             raise CheckpointError(f"No readable training state to resume from in {self.paths.training_states} "
@@ -175,7 +183,7 @@ class Run:
             return
         diffs = []
         for section in self.identity:
-            old, new = config.get(section) or {}, self.opt.get(section) or {}
+            old, new = config.get(section) or {}, self.config.get(section) or {}
             for key in sorted(set(old) | set(new)):
                 if old.get(key) != new.get(key):
                     diffs.append(f"{section}.{key}: state {old.get(key)!r}, config {new.get(key)!r}")
@@ -194,14 +202,15 @@ class Run:
             self.lock = self.paths.lock().acquire()
             archived = self.paths.prepare(resume=self.resume_from is not None)
             stamp = time.strftime("%Y%m%d_%H%M%S")
-            attach_log_file(self.paths.exp_dir / f"{self.log_prefix}_{self.opt['name']}_{stamp}.log",
-                            self.logger_names)
-            self.write(lambda f: f.write(yaml.safe_dump(self.opt, sort_keys=False).encode()),
-                       self.paths.exp_dir / f"{self.opt['name']}_options.yml")
+            name = self.options.name
+            self._log_file = attach_log_file(self.paths.exp_dir / f"{self.log_prefix}_{name}_{stamp}.log",
+                                             self.logger_names)
+            self.write(lambda f: f.write(yaml.safe_dump(self.config, sort_keys=False).encode()),
+                       self.paths.exp_dir / f"{name}_options.yml")
         dist.barrier()
         if archived:
-            logger.info("Previous run moved to %s", archived)
-        enabled = bool(self.log_opt.get("use_tb_logger", True)) and self.is_main
+            self.logger.info("Previous run moved to %s", archived)
+        enabled = self.options.logger.use_tb_logger and self.is_main
         purge = self.step + 1 if self.resume_from is not None else None
         self.writer = ScalarWriter(self.paths.tb_logger, enabled, purge_step=purge)
         return self.writer
@@ -262,14 +271,14 @@ class Run:
         path = None
         if self.is_main:
             state = {**payload(), "iter": self.step, "epoch": self.epoch, "epoch_iter": self.epoch_step,
-                     "rng": dict(enumerate(gathered)), "config": self.opt, "version": __version__}
+                     "rng": dict(enumerate(gathered)), "config": self.config, "version": __version__}
             path = self.paths.training_states / f"{self.step}.state"
             self.save(state, path)
-            keep = int(self.log_opt.get("keep_checkpoints", DEFAULT_KEEP_STATES))
+            keep = self.options.logger.keep_checkpoints
             states = sorted(self.paths.training_states.glob("*.state"), key=lambda p: int(p.stem))
             for old in states[:-keep]:
                 old.unlink()
-            logger.info("Saved training state %s", path)
+            self.logger.info("Saved training state %s", path)
         dist.barrier()
         return path
 
@@ -291,10 +300,14 @@ class Run:
                               "folder, then continue with --auto_resume") from err
 
     def close(self) -> None:
+        """Close the TensorBoard writer, release the name's lock and detach the run's log file."""
         if self.writer is not None:
             self.writer.close()
         if self.lock is not None:
             self.lock.release()
+        if self._log_file is not None:
+            detach_log_file(self._log_file, self.logger_names)
+            self._log_file = None
 
 
 def _os_error(err: BaseException) -> Optional[OSError]:
@@ -309,8 +322,13 @@ def _os_error(err: BaseException) -> Optional[OSError]:
     return None
 
 
-def run_main(trainer_factory: Callable[[], Any]) -> Any:
-    """Build and run a trainer, always tearing the process group down (also on errors)."""
+def run_main(trainer_factory: Callable[[], Any], args: argparse.Namespace,
+             logger_names: Sequence[str] = ("pyiqa",)) -> Any:
+    """The entry point's part: configure logging (console now; the file once the run's folder exists,
+    records kept until then; ranks > 0 only report errors), then build and run a trainer, always
+    tearing the process group down (also on errors)."""
+    rank = int(os.environ.get("RANK", "0")) if args.launcher == "pytorch" else 0
+    setup_logging(None, rank, logger_names=logger_names, buffer=True)
     try:
         return trainer_factory().run()
     finally:

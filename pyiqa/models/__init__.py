@@ -1,4 +1,4 @@
-"""Training logic: the model classes selected by ``model_type``."""
-from .general_iqa_model import GeneralIQAModel
+"""Training logic: the one model class (network, loss, optimiser, checkpoints) and the scoring loop."""
+from .iqa_model import IQAModel
 
-__all__ = ["GeneralIQAModel"]
+__all__ = ["IQAModel"]

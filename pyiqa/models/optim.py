@@ -19,9 +19,10 @@ module name is a ConfigError listing the trainable modules.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import itertools
 import math
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 from torch.optim.lr_scheduler import LRScheduler
@@ -227,7 +228,25 @@ def build_scheduler(optimizer: torch.optim.Optimizer, opt: Optional[Dict[str, An
 
 
 def warmup_factor(current_iter: int, warmup_iter: Optional[float]) -> float:
-    """Linear ramp 1/warmup .. 1 over the first ``warmup_iter`` iterations (``-1``/``None``: none)."""
+    """The warm-up of both trainers: the learning rate of step ``current_iter`` (1-based) is its
+    scheduled value times this linear ramp 1/warmup .. 1 over the first ``warmup_iter`` steps
+    (``-1``/``None``/0: none). train_clip's schedule is a pure function of the step, so it multiplies
+    directly (:func:`train_clip.optim.lr_at`); the adapter trainer's torch schedulers own the groups'
+    ``lr``, so it scales them for the step only (:func:`warmed_up`)."""
     if not warmup_iter or warmup_iter <= 0 or current_iter >= warmup_iter:
         return 1.0
     return max(current_iter, 1) / warmup_iter
+
+
+@contextlib.contextmanager
+def warmed_up(optimizer: torch.optim.Optimizer, factor: float) -> Iterator[float]:
+    """Within the block the groups' learning rates are the scheduled ones times ``factor``; yields the
+    first group's. Restored afterwards, so a recursive torch schedule never compounds the warm-up."""
+    scheduled = [g["lr"] for g in optimizer.param_groups]
+    for g, lr in zip(optimizer.param_groups, scheduled):
+        g["lr"] = lr * factor
+    try:
+        yield scheduled[0] * factor
+    finally:
+        for g, lr in zip(optimizer.param_groups, scheduled):
+            g["lr"] = lr

@@ -1,5 +1,5 @@
 """The one loop that scores every image of an evaluation loader (training validation, ``pyiqa/test.py``
-and train_clip's zero-shot evaluation all call it)."""
+and train_clip's zero-shot evaluation all call it): the score head on each batch's embeddings."""
 from __future__ import annotations
 
 from typing import Any, Dict, Iterable, List, Mapping
@@ -9,6 +9,7 @@ import torch.nn as nn
 from tqdm import tqdm
 
 from ..utils.worker_guard import guarded_batches, reading_failed
+from .embedding_feed import as_feed
 
 
 @torch.no_grad()
@@ -21,10 +22,11 @@ def predict(net: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.d
     the original run validated there.
 
     Args:
-        net: maps images (a (B, 3, H, W) tensor or a list of (3, H, W) tensors) to (B, 1) scores.
-        loader: batches with 'img' (tensor or list of tensors), 'mos_label' (B, 1) and 'img_path'
-            (B strings), as every registered dataset's items collated by ``collate_images``; or with
-            'feat' (B, T, D), the cached tower embeddings of each image's T test crops.
+        net: a UniQA (``forward_features`` / ``test_crop_features`` / ``forward_head``).
+        loader: an :class:`~pyiqa.models.embedding_feed.EmbeddingFeed` (the trainer's, live or
+            stored), or an image loader, which is fed live: batches with 'img' (tensor or list of
+            tensors), 'mos_label' (B, 1) and 'img_path' (B strings), as every registered dataset's items
+            collated by ``collate_images``.
         device: where ``net`` runs.
         desc, pbar: tqdm label, and whether to show the bar.
 
@@ -38,13 +40,10 @@ def predict(net: nn.Module, loader: Iterable[Mapping[str, Any]], device: torch.d
         preds: List[float] = []
         mos: List[float] = []
         paths: List[str] = []
-        batches = guarded_batches(loader, reading_failed(desc or "the evaluation images"))
+        feed = as_feed(loader, net, device)  # iterated in fork_rng: random10-global's crops draw here
+        batches = guarded_batches(feed, reading_failed(desc or "the evaluation images"))
         for batch in tqdm(batches, total=len(loader) if hasattr(loader, "__len__") else None, desc=desc, disable=not pbar, leave=False):
-            if "feat" in batch:  # cached embeddings of each image's test crops (N, T, D)
-                out = net(batch["feat"].to(device), embedded=True)
-            else:
-                img = batch["img"]
-                out = net([t.to(device) for t in img] if isinstance(img, list) else img.to(device))
+            out = net.forward_head(batch["feat"].to(device), batch.get("counts"))  # (B, 1)
             preds.extend(out.float().flatten().cpu().tolist())
             mos.extend(batch["mos_label"].float().flatten().tolist())
             paths.extend(batch["img_path"])

@@ -7,28 +7,27 @@ in every dataset section that selects rows by split, and the few-label subset fi
 the training data.
 
 :func:`validation_part` decides, before anything is trained, whether the run's validation keeps the test
-images out, by looking at the rows the ``val`` section selects exactly as :mod:`pyiqa.data.splits`
-would: a split whose ``val`` list is empty makes the val phase fall back to the test part (the release's
-80/20 files), so net_best.pth is chosen on the test images and only the release protocol exists. With a
-real validation part (70/10/20 files ``*_ratio712_seed123.pkl``, ``split_ratio: 712`` columns) that is
-disjoint from the ``test`` section's rows, the honest protocol (net_best.pth scored once on test) exists.
+images out, by asking each section's dataset class which rows it selects (:func:`section_split`: the
+same code the dataset runs, so the plan and the training cannot disagree): a split whose ``val`` list is
+empty makes the val phase fall back to the test part (the release's 80/20 files), so net_best.pth is
+chosen on the test images and only the release protocol exists. With a real validation part (70/10/20
+files ``*_ratio712_seed123.pkl``, ``split_ratio: 712`` columns) that is disjoint from the ``test``
+section's rows, the honest protocol (net_best.pth scored once on test) exists.
 """
 from __future__ import annotations
 
 import copy
 import re
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-import pandas as pd
-
-from ..data.meta_info import Split, read_split_pickle
-from ..data.splits import few_label_pickle_name, split_column_name, split_pickle_name, split_pickle_prefix
+from ..data.meta_info import Split
+from ..data.splits import (SPLIT_KEYS, check_part, few_label_pickle_name, phase_part, split_pickle_name,
+                           split_pickle_prefix)
 from ..utils.errors import ConfigError, DataError
 from ..utils.options import load_yaml
 from ..utils.registry import closest
 
-SPLIT_KEYS = ("split_file", "split_index", "split_ratio", "split_column", "override_phase")
 _META_FILE_RE = re.compile(r"meta_info_(.+?)(Dataset)?\.csv")
 
 
@@ -42,12 +41,14 @@ def run_name(name: str, split: int, labels: Optional[int]) -> str:
     return f"{name}_split{split}" if labels is None else f"{name}_labels{labels}_rep{split}"
 
 
-def _demo_files(section: Dict[str, Any]) -> Dict[str, Path]:
-    """DemoIQADataset's CSV and 80/20 pickle in its dataroot_target, built first when missing (as the
-    dataset does on first use), so a fresh machine can plan demo splits before any training."""
-    from ..data.demo_dataset import build_demo_dataset
-    info = build_demo_dataset(Path(section.get("dataroot_target", ".")))
-    return {"meta_info_file": Path(info["meta_info_file"]), "split_file": Path(info["split_file"])}
+def dataset_class(section: Dict[str, Any], where: str) -> Any:
+    """The dataset class a section's ``type`` names, from DATASET_REGISTRY (imported here: it pulls in
+    torch, which the runner's argument checks do without)."""
+    from .. import data  # noqa: F401  (registers the dataset classes)
+    from ..utils.registry import DATASET_REGISTRY
+    if not isinstance(section, dict) or section.get("type") is None:
+        raise ConfigError(f"'{where}' must be a mapping with a 'type' key, got {section!r}")
+    return DATASET_REGISTRY.get(section["type"], f"{where}.type")
 
 
 def network_prompts(network: Optional[Dict[str, Any]]) -> List[str]:
@@ -62,13 +63,11 @@ def network_prompts(network: Optional[Dict[str, Any]]) -> List[str]:
     return list(preset if preset is not None else inspect.signature(UniQA).parameters["prompts"].default)
 
 
-def meta_csv(section: Dict[str, Any]) -> Optional[Path]:
-    """The meta CSV a dataset section reads (DemoIQADataset: its built-in one), or None."""
-    if section.get("meta_info_file"):
-        return Path(section["meta_info_file"])
-    if section.get("type") == "DemoIQADataset":
-        return _demo_files(section)["meta_info_file"]
-    return None
+def meta_csv(section: Dict[str, Any], where: str) -> Optional[Path]:
+    """The meta CSV a dataset section reads, as its class fills it in (DemoIQADataset: its built-in
+    one), or None."""
+    csv = dataset_class(section, where).source_options(section, where).get("meta_info_file")
+    return Path(csv) if csv else None
 
 
 def same_data(a: Dict[str, Any], b: Dict[str, Any]) -> bool:
@@ -84,7 +83,7 @@ def few_label_file(train: Dict[str, Any], labels: int) -> Path:
     """``<prefix>_fewlabel<L>_seed123.pkl`` next to the training meta CSV; ConfigError/DataError naming
     the file expected and the command that writes it when it is missing."""
     from ..data.prepare import PREPARERS  # the preparers know their CSV's name
-    csv = meta_csv(train)
+    csv = meta_csv(train, "datasets.train")
     if csv is None:
         raise ConfigError("--labels needs datasets.train.meta_info_file: the few-label subsets are written "
                           "next to the meta CSV by pyiqa-prepare-dataset")
@@ -153,30 +152,25 @@ def derive_options(opt: Dict[str, Any], split: int, name: str, labels_file: Opti
     return out
 
 
-def section_split(section: Dict[str, Any]) -> Tuple[Optional[Split], str]:
-    """(the split a section's rows come from, its description); (None, why) when it names no split.
+def section_split(section: Dict[str, Any], where: str) -> Tuple[Optional[Split], str]:
+    """(the split a section's rows come from, its description); (None, why) when it reads every row.
 
-    Row indices are those of the meta CSV's rows (comparable between sections over the same CSV).
+    Asked of the section's dataset class (``GeneralNRDataset.section_split``), which selects the rows the
+    dataset will: its split file or split column (words or IQA-PyTorch's codes 0/1/2), its own defaults
+    (the demo's split file), rules (AVA's official split) and dropped leading rows (LIVE Challenge's 7).
+    Rows are numbered as the dataset numbers them; :func:`csv_rows` turns them into meta CSV rows.
     """
-    s_file, index = section.get("split_file"), section.get("split_index")
-    column, ratio = section.get("split_column"), section.get("split_ratio")
-    if s_file is None and column is None and ratio is None and section.get("type") == "DemoIQADataset":
-        s_file = _demo_files(section)["split_file"]
-    if s_file is not None:
-        index = 1 if index is None else index
-        return read_split_pickle(s_file, index), f"split file '{s_file}', split {index}"
-    if column is None and index is None:
-        return None, "no split_file, split_index or split_column (every row, or the dataset's own split)"
-    column = column if column is not None else split_column_name(index, "802" if ratio is None else ratio)
-    csv = meta_csv(section)
-    if csv is None or not csv.is_file():
-        raise DataError(f"meta CSV '{csv}' (for split column '{column}') does not exist")
-    table = pd.read_csv(csv, dtype=str, keep_default_na=False)
-    if column not in table.columns:
-        raise DataError(f"meta CSV '{csv}' has no split column '{column}'; its columns: {list(table.columns)}")
-    values = table[column].str.strip().str.lower()
-    split = {part: values.index[values == part].tolist() for part in ("train", "val", "test")}
-    return split, f"split column '{column}' of '{csv}'"
+    source, split = dataset_class(section, where).section_split(section, where)
+    if split is None:
+        return None, "no split_file, split_index or split_column (every row)"
+    return split, source
+
+
+def csv_rows(section: Dict[str, Any], rows: Sequence[int], where: str) -> Set[int]:
+    """Dataset rows of a section as meta CSV rows (a class may drop leading rows: ``skip_rows``), so the
+    rows of two sections over the same CSV compare."""
+    skip = dataset_class(section, where).skip_rows
+    return {r + skip for r in rows}
 
 
 def validation_part(datasets: Dict[str, Any], split: int) -> Tuple[str, str]:
@@ -184,13 +178,15 @@ def validation_part(datasets: Dict[str, Any], split: int) -> Tuple[str, str]:
 
     The first value is ``'val'`` only when the val section selects a validation part that shares no row
     with the ``test`` section; then net_best.pth's test score is honest. Otherwise it is ``'test'`` (val
-    falls back to, or is set to, the test part), ``'all'`` (no split) or ``'val+test'`` (overlap).
+    falls back to, or is set to, the test part), ``'all'`` (no split) or ``'val+test'`` (overlap). A
+    section whose phase finds no rows raises the DataError its dataset would.
     """
     val = datasets["val"]
-    v_split, v_source = section_split(val)
+    v_split, v_source = section_split(val, "datasets.val")
     if v_split is None:
         return "all", f"datasets.val has {v_source}, which includes the test images"
-    part = val.get("override_phase") or ("val" if v_split["val"] else "test")
+    part = phase_part(v_split, "val", val.get("override_phase"))
+    check_part(v_split, part, v_source, "datasets.val")
     if part != "val":
         why = ("has no 'val' rows, so validation falls back to the test part" if not val.get("override_phase")
                else f"is read with override_phase: {part}")
@@ -200,10 +196,15 @@ def validation_part(datasets: Dict[str, Any], split: int) -> Tuple[str, str]:
     test = datasets.get("test")
     if test is None:
         return "val", ""
-    t_split, t_source = section_split(test)
-    t_rows = set(t_split[test.get("override_phase") or "test"]) if t_split is not None else None
-    if meta_csv(test) == meta_csv(val) and (t_rows is None or t_rows & set(v_split["val"])):
-        shared = len(v_split["val"]) if t_rows is None else len(t_rows & set(v_split["val"]))
+    t_split, t_source = section_split(test, "datasets.test")
+    v_rows = csv_rows(val, v_split["val"], "datasets.val")
+    t_rows = None
+    if t_split is not None:
+        t_part = phase_part(t_split, "test", test.get("override_phase"))
+        check_part(t_split, t_part, t_source, "datasets.test")
+        t_rows = csv_rows(test, t_split[t_part], "datasets.test")
+    if meta_csv(test, "datasets.test") == meta_csv(val, "datasets.val") and (t_rows is None or t_rows & v_rows):
+        shared = len(v_rows) if t_rows is None else len(t_rows & v_rows)
         return "val+test", (f"datasets.val ({v_source}) and datasets.test ({t_source}) share {shared} rows of "
                             f"split {split}, so net_best.pth is chosen on test images")
     return "val", ""

@@ -170,8 +170,15 @@ def _check_existing(job: Job, auto_resume: bool) -> None:
         return
     saved = job.exp_dir / f"{job.name}_options.yml"
     if saved.is_file():
-        new = yaml.safe_load(yaml.safe_dump(job.options, sort_keys=False))
-        diffs = differences(yaml.safe_load(saved.read_text(encoding="utf-8")) or {}, new)
+        # both as resolved configs: the run saved its resolved options, older runs what they read
+        from ..engine.options import parse_experiment
+        new = parse_experiment(job.options, is_train=True)[0].to_dict()
+        old = yaml.safe_load(saved.read_text(encoding="utf-8")) or {}
+        try:
+            old = parse_experiment(old, is_train=True)[0].to_dict()
+        except ConfigError:
+            pass  # written by a version with other keys: compared as written
+        diffs = differences(old, yaml.safe_load(yaml.safe_dump(new, sort_keys=False)))
         if diffs:
             raise ConfigError(f"split {job.split}: {job.exp_dir} was trained with other options "
                               f"({'; '.join(diffs[:3])}{'; ...' if len(diffs) > 3 else ''}); give --tag to keep "

@@ -278,6 +278,7 @@ def score_dataset(name: str, dataset: Any, metrics: Mapping[str, Any], req: Zero
     from torch.utils.data import Subset
 
     from ..data import build_dataloader
+    from ..data.loader_options import LoaderOptions
     from ..models.predict import predict
 
     rows = list(dataset.rows)
@@ -289,9 +290,9 @@ def score_dataset(name: str, dataset: Any, metrics: Mapping[str, Any], req: Zero
     scores: Dict[str, List[float]] = {}
     labels: List[float] = []
     for model, metric in metrics.items():
-        loader = build_dataloader(items, {"batch_size_per_gpu": req.batch_size or metric.batch_size,
-                                          "num_worker_per_gpu": loader_workers(req)}, "test",
-                                  where=f"{name} ({model})", device=metric.device)
+        loading = LoaderOptions(batch_size_per_gpu=req.batch_size or metric.batch_size,
+                                num_worker_per_gpu=loader_workers(req))
+        loader = build_dataloader(items, loading, "test", where=f"{name} ({model})", device=metric.device)
         result = predict(metric.net, loader, metric.device, desc=f"{name} {model}", pbar=True)
         if result["img_path"] != expected:  # the CSV names rows by position: never mislabel one
             raise DataError(f"{name}: the loader returned the images in another order than the "

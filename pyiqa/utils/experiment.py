@@ -195,10 +195,10 @@ class ExperimentPaths:
         return [p for _, p in sorted(states, reverse=True)]
 
 
-def resume_candidates(opt: dict, paths: ExperimentPaths, auto_resume: bool) -> List[Path]:
-    """States to resume from, in order of preference: ``path.resume_state`` alone when set, else with
-    ``--auto_resume`` every training state of the run, newest first (an unreadable one is skipped)."""
-    explicit = (opt.get("path") or {}).get("resume_state")
+def resume_candidates(explicit: Optional[str], paths: ExperimentPaths, auto_resume: bool) -> List[Path]:
+    """States to resume from, in order of preference: ``explicit`` (``path.resume_state``) alone when
+    set, else with ``--auto_resume`` every training state of the run, newest first (an unreadable one
+    is skipped)."""
     if explicit:
         return [Path(explicit)]
     return paths.state_files() if auto_resume else []

@@ -40,8 +40,9 @@ def setup_logging(log_file: Optional[str | Path] = None, rank: int = 0, level: i
             root.addHandler(handler)
 
 
-def attach_log_file(log_file: str | Path, logger_names: Sequence[str] = ("pyiqa",)) -> None:
-    """Start writing the log to ``log_file``, beginning with the records buffered so far."""
+def attach_log_file(log_file: str | Path, logger_names: Sequence[str] = ("pyiqa",)) -> logging.Handler:
+    """Start writing the log to ``log_file``, beginning with the records buffered so far; returns the
+    file's handler (for :func:`detach_log_file`)."""
     loggers = [logging.getLogger(name) for name in logger_names]
     buffers = {h for lg in loggers for h in lg.handlers if isinstance(h, logging.handlers.MemoryHandler)}
     fmt = next((h.formatter for lg in loggers for h in lg.handlers if h.formatter is not None), None)
@@ -53,6 +54,14 @@ def attach_log_file(log_file: str | Path, logger_names: Sequence[str] = ("pyiqa"
         for buf in buffers:
             lg.removeHandler(buf)
         lg.addHandler(fh)
+    return fh
+
+
+def detach_log_file(handler: logging.Handler, logger_names: Sequence[str] = ("pyiqa",)) -> None:
+    """Stop writing to the file of :func:`attach_log_file` and close it."""
+    for name in logger_names:
+        logging.getLogger(name).removeHandler(handler)
+    handler.close()
 
 
 def _file_handler(log_file: str | Path, fmt: logging.Formatter) -> logging.FileHandler:

@@ -252,8 +252,16 @@ def check_floats(value: Any, where: str, length: int, minimum: Optional[float] =
 
 
 def check_bool(section: Dict[str, Any], key: str, where: str) -> None:
-    if key in section and not isinstance(section[key], bool):
-        raise ConfigError(f"'{where}' must be true or false, got {section[key]!r}")
+    """``section[key]``, when present, is true or false."""
+    if key in section:
+        check_flag(section[key], where)
+
+
+def check_flag(value: Any, where: str) -> bool:
+    """``value`` if it is true or false (never 1, 'yes' or None)."""
+    if not isinstance(value, bool):
+        raise ConfigError(f"'{where}' must be true or false, got {value!r}")
+    return value
 
 
 def dataset_phase(key: str) -> Optional[str]:

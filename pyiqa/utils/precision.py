@@ -32,10 +32,10 @@ DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 PRECISIONS = (*DTYPES, "auto")
 
 
-def default_precision(opt: Dict[str, Any]) -> str:
+def default_precision(feature_cache: bool) -> str:
     """The adapter trainer's ``precision`` when its options name none: ``auto`` with the feature cache
     (the tower only builds the cache, so in the fastest dtype), else fp32 (the release's numbers)."""
-    return "auto" if (opt.get("train") or {}).get("feature_cache", False) else "fp32"
+    return "auto" if feature_cache else "fp32"
 
 
 @functools.lru_cache(maxsize=1)

@@ -25,13 +25,14 @@ def closest(name: str, candidates: Iterable[str]) -> str:
 def check_kwargs(fn: Callable, kwargs: Dict[str, Any], where: str, also: Iterable[str] = ()) -> None:
     """Raise ConfigError naming ``where.key`` for every key ``fn`` does not accept.
 
-    ``also``: keys a wrapper takes itself before passing the rest to ``fn`` (named as valid too).
+    ``also``: keys a wrapper takes itself before passing the rest to ``fn`` (named as valid too). A
+    ``where`` parameter is never a config key: :meth:`Registry.build` fills it with the config path.
     """
     params = inspect.signature(fn).parameters
     if any(p.kind == p.VAR_KEYWORD for p in params.values()):
         return
     valid = [n for n, p in params.items()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n != "self"] + list(also)
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and n not in ("self", "where")] + list(also)
     for key in kwargs:
         if key not in valid:
             raise ConfigError(
@@ -74,19 +75,25 @@ class Registry:
         self.get(name)
         return dict(self._meta[name])
 
-    def get(self, name: str) -> Any:
+    def get(self, name: str, where: Optional[str] = None) -> Any:
+        """The entry ``name``; an unknown name raises ConfigError listing the known ones (and naming
+        ``where``, the config key that gave it, when known)."""
         if name not in self._items:
+            prefix = f"{where}: " if where else ""
             raise ConfigError(
-                f"Unknown {self.name} type '{name}'.{closest(name, self._items)} "
+                f"{prefix}Unknown {self.name} type '{name}'.{closest(name, self._items)} "
                 f"Known {self.name} types: {', '.join(sorted(self._items))}")
         return self._items[name]
 
     def build(self, opt: Dict[str, Any], where: str, **extra: Any) -> Any:
         """Instantiate ``opt['type']`` with the remaining keys of ``opt`` plus ``extra``.
 
-        ``where`` is the config path of ``opt`` (e.g. ``train.mos_loss_opt``) used in error messages.
-        An implementation may declare ``legacy_options = {key: reason}``: such keys are dropped with a
-        one-line notice, so YAMLs written for the authors' release run unchanged.
+        ``where`` is the config path of ``opt`` (e.g. ``train.mos_loss_opt``) used in error messages;
+        an implementation whose constructor declares a ``where`` parameter receives it too, so its own
+        messages name the real section (``datasets.val_koniq``, not the phase's ``datasets.val``), and a
+        config that sets ``where`` itself is refused. An implementation may declare
+        ``legacy_options = {key: reason}``: such keys are dropped with a one-line notice, so YAMLs written
+        for the authors' release run unchanged.
         """
         if not isinstance(opt, dict) or "type" not in opt:
             raise ConfigError(f"'{where}' must be a mapping with a 'type' key, got {opt!r}")
@@ -96,8 +103,14 @@ class Registry:
             if key in kwargs:
                 kwargs.pop(key)
                 logger.info("Ignoring legacy option '%s.%s': %s", where, key, reason)
+        takes_where = "where" in inspect.signature(obj).parameters
+        if takes_where and "where" in kwargs:
+            raise ConfigError(f"'{where}.where' is not an option: the program names the section itself; "
+                              "remove it")
         check_kwargs(obj, kwargs, where)
         kwargs.update(extra)
+        if takes_where:
+            kwargs["where"] = where
         return obj(**kwargs)
 
     def keys(self):

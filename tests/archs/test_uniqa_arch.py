@@ -40,7 +40,7 @@ def make(tiny_path, seed=0, **kw):
         if model.adapter is not None:
             for layer in (model.adapter.fc[0], model.adapter.fc[2]):
                 layer.weight.normal_(0, 0.5)
-        model.clip.logit_scale.fill_(math.log(100.0))
+        model.head.logit_scale.fill_(math.log(100.0))  # the head's copy of CLIP's scale
     return model
 
 
@@ -115,8 +115,9 @@ def test_vit_b_16_parameter_counts():
     assert sum(p.numel() for p in model.clip.parameters()) == 149_620_737
     assert not any(p.requires_grad for p in model.clip.parameters())
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == 262_149
-    assert sorted(n for n, p in model.named_parameters() if p.requires_grad) == [
+    assert sorted(n for n, p in model.head.named_parameters() if p.requires_grad) == [
         "adapter.fc.0.weight", "adapter.fc.2.weight", "score_level"]
+    assert not any(p.requires_grad for n, p in model.named_parameters() if not n.startswith("head."))
     assert model.adapter.fc[0].weight.shape == (256, 512)
     v = model.clip.visual
     assert (v.conv1.weight.shape, len(v.transformer.resblocks), v.transformer.resblocks[0].attn.num_heads) \
@@ -236,7 +237,7 @@ def test_trainable_state_dict_roundtrip_release_format(tiny_path):
     rebuilt = UniQA(**model.arch_options)
     rebuilt.load_trainable_state_dict(copy.deepcopy(sd))
     with torch.no_grad():
-        rebuilt.clip.logit_scale.fill_(math.log(100.0))  # make() changed the frozen CLIP's scale
+        rebuilt.head.logit_scale.fill_(math.log(100.0))  # make() changed the head's copy of the scale
     img = torch.rand(1, 3, 240, 240)
     torch.testing.assert_close(rebuilt.eval()(img), model.eval()(img))
 
@@ -277,3 +278,30 @@ def test_pos_embedding_false_warns_and_keeps(tiny_path, caplog):
         UniQA(backbone=str(tiny_path), drop_pos_embedding=True)
     with pytest.raises(ConfigError, match="Did you mean 'noise'"):
         UniQA(backbone=str(tiny_path), prompts=["nosie"])
+
+
+def test_forward_is_forward_head_of_forward_features(tiny_path):
+    """The split the training loop relies on: the head on the tower's embeddings is the whole network."""
+    model = make(tiny_path, prompts=["quality", "blur"], test_crop="grid", num_crops=4)
+    crops = torch.rand(3, 3, 224, 224)
+    feats = model.forward_features(crops)
+    assert feats.shape == (3, 64) and feats.dtype == torch.float32
+    assert torch.equal(model.train()(crops), model.forward_head(feats))
+    images = [torch.rand(3, 230, 300), torch.rand(3, 224, 224), torch.rand(3, 260, 250)]
+    model.eval()
+    feats, counts = model.test_crop_features(images)
+    crops = [make_crops(img, model.crop_spec) for img in images]  # (K, 3, S, S) each
+    assert counts == [c.shape[0] for c in crops] == [4, 4, 4]
+    assert torch.equal(feats, model.forward_features(torch.cat(crops)))
+    assert torch.equal(model(images), model.forward_head(feats, counts))
+    # ragged counts: each image's score is the mean over its own crops
+    ragged = model.forward_head(feats[:9], [4, 1, 4])
+    torch.testing.assert_close(ragged[:, 0], torch.stack([model.forward_head(f[None]).squeeze() for f in
+                                                          (feats[:4], feats[4:5], feats[5:9])]), rtol=0, atol=1e-6)
+    # (N, T, D): T crops per image, the mean over them, as the cached evaluation feeds them
+    same = torch.rand(2, 3, 300, 300)
+    per_image = model.forward_features(make_crops(same, model.crop_spec).flatten(0, 1)).view(2, 4, -1)
+    torch.testing.assert_close(model.forward_head(per_image), model(same), rtol=0, atol=1e-6)
+    for bad, counts in [(torch.rand(4), None), (torch.rand(2, 4, 64), [4, 4]), (torch.rand(5, 64), [2, 2])]:
+        with pytest.raises(ValueError, match="forward_head"):
+            model.forward_head(bad, counts)

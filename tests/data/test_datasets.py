@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from pyiqa.data import build_dataloader, build_dataset, collate_images
+from pyiqa.data.loader_options import loader_options
 from pyiqa.data.ava_dataset import AVADataset
 from pyiqa.data.general_nr_dataset import GeneralNRDataset, LIVEChallengeDataset
 from pyiqa.data.meta_info import read_meta_info, read_split_pickle
@@ -316,12 +317,12 @@ def test_collate_mixed_sizes_and_eval_loader(tmp_path):
     opt = dict(type="GeneralNRDataset", name="mixed", dataroot_target=str(tmp_path), meta_info_file=str(csv),
                batch_size_per_gpu=3)
     ds = build_dataset(opt, "val", "d")
-    batch = next(iter(build_dataloader(ds, opt, "val")))
+    batch = next(iter(build_dataloader(ds, loader_options(opt, "datasets.val"), "val")))
     assert isinstance(batch["img"], list) and [t.shape for t in batch["img"]][2] == (3, 14, 12)
     assert batch["mos_label"].shape == (3, 1) and len(batch["img_path"]) == 3
     same = collate_images([ds[0], ds[1]])
     assert same["img"].shape == (2, 3, 10, 20)
-    train_loader = build_dataloader(ds, opt, "train", seed=0)
+    train_loader = build_dataloader(ds, loader_options(opt, "datasets.train"), "train", seed=0)
     with pytest.raises(DataError, match="different sizes.*random_crop"):
         next(iter(train_loader))
 
@@ -333,23 +334,24 @@ def test_train_loader_seeded_and_drop_last(nr):
 
     def epoch():
         torch.manual_seed(0)
-        return [(b["img_path"], b["img"]) for b in build_dataloader(ds, opt, "train", seed=7)]
+        loader = build_dataloader(ds, loader_options(opt, "datasets.train"), "train", seed=7)
+        return [(b["img_path"], b["img"]) for b in loader]
 
     a, b = epoch(), epoch()
     assert len(a) == 2  # 10 images, batch 4, drop_last
     assert all(pa == pb and torch.equal(ia, ib) for (pa, ia), (pb, ib) in zip(a, b))
     with pytest.raises(ConfigError, match=r"datasets\.train\.batch_size_per_gpu' = 16 is larger than the 10"):
-        build_dataloader(ds, {**opt, "batch_size_per_gpu": 16}, "train")
+        build_dataloader(ds, loader_options({**opt, "batch_size_per_gpu": 16}, "datasets.train"), "train")
     for bad in (0, "eight", True):
         with pytest.raises(ConfigError, match=r"datasets\.train\.batch_size_per_gpu' must be an integer >= 1"):
-            build_dataloader(ds, {**opt, "batch_size_per_gpu": bad}, "train")
+            build_dataloader(ds, loader_options({**opt, "batch_size_per_gpu": bad}, "datasets.train"), "train")
     with pytest.raises(ConfigError, match=r"datasets\.val_x\.num_worker_per_gpu' must be an integer >= 0"):
-        build_dataloader(ds, {**opt, "num_worker_per_gpu": -1}, "val", where="datasets.val_x")
+        build_dataloader(ds, loader_options({**opt, "num_worker_per_gpu": -1}, "datasets.val_x"), "val")
 
 
 def test_dataset_class_gets_no_loader_options(nr):
     """Loader keys configure the DataLoader; the dataset constructor never sees them."""
-    from pyiqa.data.builder import LOADER_KEYS, split_options
+    from pyiqa.data.loader_options import LOADER_KEYS, split_options
     _, opt, _ = nr
     full = {**opt, "batch_size_per_gpu": 4, "num_worker_per_gpu": 0, "use_shuffle": False,
             "max_failed_fraction": 0.1}
@@ -362,8 +364,8 @@ def test_dataset_class_gets_no_loader_options(nr):
 def test_distributed_train_loader_shards(nr):
     root, opt, _ = nr
     ds = build_dataset(opt, "train", "d")
-    loaders = [build_dataloader(ds, {**opt, "batch_size_per_gpu": 1}, "train", rank=r, world_size=2, seed=5)
-               for r in (0, 1)]
+    one = loader_options({**opt, "batch_size_per_gpu": 1}, "datasets.train")
+    loaders = [build_dataloader(ds, one, "train", rank=r, world_size=2, seed=5) for r in (0, 1)]
     seen = [sorted(p for b in loader for p in b["img_path"]) for loader in loaders]
     assert len(seen[0]) == len(seen[1]) == 5 and not set(seen[0]) & set(seen[1])
 

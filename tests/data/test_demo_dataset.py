@@ -8,6 +8,7 @@ import pytest
 from PIL import Image
 
 from pyiqa.data import build_dataloader, build_dataset
+from pyiqa.data.loader_options import loader_options
 from pyiqa.data.demo_dataset import build_demo_dataset, main
 
 
@@ -93,7 +94,7 @@ def test_dataloader_with_two_workers_on_demo_split(demo):
     assert len(train) == 104
 
     def epoch():
-        loader = build_dataloader(train, opt, "train", seed=123)
+        loader = build_dataloader(train, loader_options(opt, "datasets.train"), "train", seed=123)
         return [(b["img_path"], b["img"]) for b in loader]
 
     first, second = epoch(), epoch()
@@ -101,7 +102,7 @@ def test_dataloader_with_two_workers_on_demo_split(demo):
     assert all(pa == pb and (ia == ib).all() for (pa, ia), (pb, ib) in zip(first, second))
     val_opt = {k: v for k, v in opt.items() if k != "augment"}
     val = build_dataset(val_opt, "val", "datasets.val")  # no 'val' rows -> test split
-    batches = list(build_dataloader(val, val_opt, "val"))
+    batches = list(build_dataloader(val, loader_options(val_opt, "datasets.val"), "val"))
     labels = np.concatenate([b["mos_label"].numpy().ravel() for b in batches])
     assert len(labels) == 26 and labels.min() >= 0 and labels.max() <= 1
     assert batches[0]["img"].shape == (8, 3, 288, 384)

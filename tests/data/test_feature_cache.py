@@ -57,7 +57,7 @@ def test_cached_and_standard_forward_give_the_same_loss_on_the_same_views(tmp_pa
     feats = torch.stack([torch.from_numpy(table.get(r)[v].astype(np.float32)) for r, v in zip(rows, views)])
     net.train()
     standard = net(torch.stack(crops))
-    cached = net(feats, embedded=True)
+    cached = net.forward_head(feats)
     assert torch.allclose(cached, standard, rtol=2e-3, atol=2e-4)   # fp16 storage of the embeddings
     loss_standard = torch.nn.functional.mse_loss(standard, labels)
     loss_cached = torch.nn.functional.mse_loss(cached, labels)
@@ -75,7 +75,7 @@ def test_cached_test_crops_score_like_evaluation(tmp_path, demo_data, tiny_backb
     with torch.no_grad():
         standard = net([to_tensor(test_set.load_image(r)) for r in rows])
         feats = torch.stack([torch.from_numpy(table.get(r).astype(np.float32)) for r in rows])
-        cached = net(feats, embedded=True)
+        cached = net.forward_head(feats)
     assert table.spec.per_image == 10 and feats.shape[1:] == (10, net.clip.visual.proj.shape[1])
     assert torch.allclose(cached, standard, rtol=2e-3, atol=2e-4)
 

@@ -71,12 +71,12 @@ def test_force_yml_overrides_are_parsed_as_yaml_not_code(opt, tmp_path):
     path = write_yaml(tmp_path / "x.yml", opt)
     new, _ = parse_options(path, ["train.total_iter=7", "train.optim.lr=5e-4", "network.backbone=random",
                                   "name=__import__('os').getcwd()", "datasets.val.mos_range=[1, 2]"],
-                           is_train=False)
-    assert new["train"]["total_iter"] == 7
-    assert new["train"]["optim"]["lr"] == 5e-4
-    assert new["network"]["backbone"] == "random"
-    assert new["name"] == "__import__('os').getcwd()"  # a string, never evaluated
-    assert new["datasets"]["val"]["mos_range"] == [1, 2]
+                           is_train=True)
+    assert new.train.total_iter == 7
+    assert new.train.optim["lr"] == 5e-4
+    assert new.network["backbone"] == "random"
+    assert new.name == "__import__('os').getcwd()"  # a string, never evaluated
+    assert new.datasets["val"]["mos_range"] == [1, 2]
     with pytest.raises(ConfigError, match="key.sub=value"):
         apply_overrides(opt, ["train.total_iter"])
     with pytest.raises(ConfigError, match="'name' is not a mapping"):
@@ -204,12 +204,12 @@ def test_shipped_configs_follow_the_release_recipe(path):
     opt, notices = parse_options(REPO / path, is_train=True)
     assert notices == []
     livec = "livec" in path
-    assert opt["val"]["val_freq"] == (200 if livec else 2000)
-    assert opt["train"]["total_epoch"] == (50 if livec else 20)
-    assert opt["train"]["optim"] == {"type": "Adam", "lr": 2e-4, "weight_decay": 0}
+    assert opt.val.val_freq == (200 if livec else 2000)
+    assert opt.train.total_epoch == (50 if livec else 20)
+    assert opt.train.optim == {"type": "Adam", "lr": 2e-4, "weight_decay": 0}
     split = "livec_ratio802_seed123.pkl" if livec else "koniq10k_ratio802_seed123.pkl"
     for phase in ("train", "val"):
-        assert opt["datasets"][phase]["split_file"] == f"./datasets/meta_info/{split}"
+        assert opt.datasets[phase]["split_file"] == f"./datasets/meta_info/{split}"
     text = (REPO / path).read_text()
     for alternative in (["livec_10split.pkl", "livechallenge_seed123.pkl"] if livec else
                         ["koniq_10split.pkl", "koniq10k_seed123.pkl"]):

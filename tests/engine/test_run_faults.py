@@ -106,7 +106,7 @@ def test_val_null_beside_a_validation_set_trains_without_validation_and_says_so(
     opt["logger"]["save_latest_freq"] = 2
     yml = write_yaml(tmp_path / "noval.yml", opt)
     proc = run_script([TRAIN, "-opt", str(yml), "--root", str(tmp_path)], cwd=tmp_path, timeout=120)
-    assert "'val' is null: training WITHOUT validation; datasets.val is not used" in proc.stdout
+    assert "'val' is missing or null: training WITHOUT validation; datasets.val is not used" in proc.stdout
     models = tmp_path / "experiments" / "faults" / "models"
     assert (models / "net_latest.pth").is_file() and not (models / "net_best.pth").exists()
 

@@ -195,7 +195,7 @@ def test_load_weights_reads_trainer_checkpoints_and_other_keys(backbone_file, ad
     net = UniQA(backbone=str(backbone_file), prompts=["quality"], use_adapter=True, embedding_dim=16)
     with torch.no_grad():
         net.score_level.copy_(torch.tensor([0.0, 0.1, 0.2, 0.3, 2.0]))
-    # the layout of GeneralIQAModel.network_checkpoint (models/net_best.pth)
+    # the layout of IQAModel.network_checkpoint (models/net_best.pth)
     ours = tmp_path / "net_best.pth"
     torch.save({"params": net.trainable_state_dict(), "arch": {"type": "UniQA", **net.arch_options},
                 "precision": "fp32", "iter": 5, "version": pyiqa.__version__, "config": {"name": "x"}},

@@ -48,7 +48,7 @@ def test_stored_options_the_card_does_not_declare_are_used(backbone_file, tmp_pa
     ckpt = tmp_path / "fixed.pth"
     write_trained(ckpt, backbone_file, learnable_levels=False, score_levels=[1, 2, 3, 4, 5])
     net = pyiqa.create_metric("uniqa-livec", backbone=backbone_file, pretrained_model_path=ckpt).net
-    assert "score_level" in dict(net.named_buffers())  # not a parameter: trained with fixed levels
+    assert "score_level" in dict(net.head.named_buffers())  # not a parameter: trained with fixed levels
 
 
 def test_mismatch_with_the_card_is_refused_naming_both(backbone_file, tmp_path):

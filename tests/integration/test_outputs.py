@@ -77,7 +77,10 @@ def test_force_yml_precision_wins(bf16_run):
 
 # ---------------------------------------------------------------------------- the rule, without runs
 def _opt(ckpt=None, **top):
-    return {"name": "x", "path": {"pretrain_network_g": str(ckpt) if ckpt else None}, **top}
+    from pyiqa.engine.options import parse_experiment
+    opt = {"name": "x", "path": {"pretrain_network_g": str(ckpt) if ckpt else None}, **top,
+           "datasets": {"test": {"type": "DemoIQADataset"}}, "network": {"type": "UniQA"}}
+    return parse_experiment(opt, is_train=False)[0]
 
 
 def test_precision_rule(tmp_path):
@@ -116,13 +119,13 @@ def test_shipped_demo_test_yaml_evaluates_the_demo_best_checkpoint(demo_data):
     from pyiqa.engine.options import parse_options
     test_opt, _ = parse_options(REPO / "options/test/UniQA/demo.yml", is_train=False)
     train_opt, _ = parse_options(REPO / "options/train/UniQA/demo.yml", is_train=True)
-    assert test_opt["network"] == train_opt["network"]
-    assert test_opt["datasets"]["test"] == train_opt["datasets"]["test"]
-    assert test_opt["path"]["pretrain_network_g"] == f"./experiments/{train_opt['name']}/models/net_best.pth"
-    assert "precision" not in test_opt  # the checkpoint's recorded precision applies
+    assert test_opt.network == train_opt.network
+    assert test_opt.datasets["test"] == train_opt.datasets["test"]
+    assert test_opt.path.pretrain_network_g == f"./experiments/{train_opt.name}/models/net_best.pth"
+    assert test_opt.precision is None  # the checkpoint's recorded precision applies
     images = {}
     for phase in ("train", "val", "test"):  # validation is what writes net_best.pth
-        d_opt = {k: v for k, v in train_opt["datasets"][phase].items()
+        d_opt = {k: v for k, v in train_opt.datasets[phase].items()
                  if k not in ("num_worker_per_gpu", "batch_size_per_gpu", "use_shuffle")}
         ds = build_dataset({**d_opt, "dataroot_target": str(demo_data["root"])}, phase, f"datasets.{phase}")
         images[phase] = {str(ds.table.iat[r, 0]) for r in ds.rows}

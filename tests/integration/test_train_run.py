@@ -81,7 +81,7 @@ def test_best_checkpoint_matches_logged_best(trained):
 def test_test_script_writes_csv_and_plot(trained, demo_data, tiny_backbone):
     root, exp, _ = trained
     opt = train_options("tiny_test", demo_data, tiny_backbone)
-    test_opt = {k: opt[k] for k in ("name", "model_type", "num_gpu", "manual_seed", "network")}
+    test_opt = {k: opt[k] for k in ("name", "num_gpu", "manual_seed", "network")}
     test_opt["datasets"] = {"test": dict(opt["datasets"]["val"])}
     test_opt["path"] = {"pretrain_network_g": str(exp / "models" / "net_latest.pth"), "strict_load_g": True}
     yml = write_yaml(root / "tiny_test.yml", test_opt)

@@ -97,7 +97,8 @@ def net(tiny_backbone):
 
 
 def trainable(net):
-    return [(n, p) for n, p in net.named_parameters() if p.requires_grad]
+    """What IQAModel optimises: the score head's trainable tensors, named as in checkpoints."""
+    return [(n, p) for n, p in net.head.named_parameters() if p.requires_grad]
 
 
 def test_per_module_learning_rates_make_one_group_per_trainable_module(net):
@@ -122,20 +123,27 @@ def batch(n: int = 4):
     return {"img": torch.rand(n, 3, 224, 224, generator=g), "mos_label": torch.rand(n, generator=g)}
 
 
+def fed(model, b):
+    """The batch as the standard loop hands it to train_step: images replaced by live embeddings."""
+    from pyiqa.models.embedding_feed import EmbeddingFeed
+    return next(iter(EmbeddingFeed.live([b], model.net, torch.device("cpu"), train=True)))
+
+
 def test_train_step_adds_and_logs_the_metric_loss(demo_data, tiny_backbone):
     from pyiqa.losses import MSELoss, PLCCLoss
-    from pyiqa.models import GeneralIQAModel
+    from pyiqa.engine.options import parse_experiment
+    from pyiqa.models import IQAModel
     opt = train_options("optim", demo_data, tiny_backbone)
     opt["train"].update(metric_loss_opt={"type": "PLCCLoss", "loss_weight": 0.5}, grad_clip_norm="1e3",
                         warmup_iter=-1)
     opt["train"]["optim"].update(lr_adapter=1e-2)
     opt["train"]["scheduler"] = {"type": "CosineAnnealingRestartLR", "periods": [2, 2], "restart_weights": [1, 0.5]}
-    model = GeneralIQAModel(opt, torch.device("cpu"), is_train=True)
+    model = IQAModel(parse_experiment(opt, is_train=True)[0], torch.device("cpu"), is_train=True)
     b = batch()
     with torch.no_grad():
         pred = model.net(b["img"])
         want_mos, want_metric = MSELoss()(pred, b["mos_label"]), PLCCLoss(0.5)(pred, b["mos_label"])
-    losses = model.train_step(b, 1, step_scheduler=True)
+    losses = model.train_step(fed(model, b), 1, step_scheduler=True)
     assert set(losses) == {"l_mos", "l_metric", "l_total"}
     assert losses["l_mos"] == pytest.approx(want_mos.item(), rel=1e-5)
     assert losses["l_metric"] == pytest.approx(want_metric.item(), rel=1e-5)

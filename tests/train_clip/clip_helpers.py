@@ -56,7 +56,7 @@ def clip_options(name: str, pairs: Dict[str, Any], **changes: Any) -> Dict[str, 
                                      "dataroot_target": str(root), "meta_info_file": str(pairs["mos"]),
                                      "mos_range": [0, 100], "mos_normalize": True}},
                  "retrieval": {"sources": [{"type": "csv", "path": str(pairs["csv"])}]}},
-        "logger": {"print_freq": 1, "save_checkpoint_freq": 8, "keep_checkpoints": 5},
+        "logger": {"print_freq": 1, "save_latest_freq": 8, "keep_checkpoints": 5},
         "dist_params": {"backend": "gloo"},
     }
     return apply_changes(opt, changes)

@@ -159,10 +159,12 @@ BAD = {
     "retrieval-sources-empty": ({"eval__retrieval__sources": []},
         r"'eval\.retrieval\.sources' must be a non-empty list"),
     # logger, export, dist, path
-    "save-freq-0": ({"logger__save_checkpoint_freq": 0},
-        r"'logger\.save_checkpoint_freq' must be an integer >= 1, got 0"),
-    "save-freq-empty": ({"logger__save_checkpoint_freq": None},
-        r"'logger\.save_checkpoint_freq' must be an integer >= 1, got None"),
+    "save-freq-0": ({"logger__save_latest_freq": 0},
+        r"'logger\.save_latest_freq' must be an integer >= 1, got 0"),
+    "save-freq-empty": ({"logger__save_latest_freq": None},
+        r"'logger\.save_latest_freq' must be an integer >= 1, got None"),
+    "save-freq-old-name": ({"logger__save_checkpoint_freq": 100},  # one meaning in both trainers
+        r"'logger\.save_checkpoint_freq' is 'logger\.save_latest_freq' in train_clip now"),
     "print-freq-0": ({"logger__print_freq": 0}, r"'logger\.print_freq' must be an integer >= 1, got 0"),
     "keep-checkpoints-fraction": ({"logger__keep_checkpoints": 0.5},
         r"'logger\.keep_checkpoints' must be an integer >= 1, got 0\.5"),
@@ -171,7 +173,7 @@ BAD = {
     "dist-backend-typo": ({"dist_params__backend": "ncl"},
         r"'dist_params\.backend' must be one of \['gloo', 'nccl'.*got 'ncl'.*Did you mean 'nccl'"),
     "resume-state-number": ({"path__resume_state": 5},
-        r"'path\.resume_state' must be the path of a training state file, got 5"),
+        r"'path\.resume_state' must be the path of a file, got 5"),
 }
 
 
@@ -197,8 +199,8 @@ SHIPPED_EDITS = {
     "scale reversed": ("{scale: [0.9, 1.0]}", "{scale: [1.0, 0.5]}",
                        r"'data\.transform\.scale' must be a \[low, high\] range"),
     "manual_seed: abc": ("manual_seed: 123", "manual_seed: abc", r"'manual_seed' must be an integer >= 0, got 'abc'"),
-    "save_checkpoint_freq: 0": ("save_checkpoint_freq: 120", "save_checkpoint_freq: 0",
-                                r"'logger\.save_checkpoint_freq' must be an integer >= 1, got 0"),
+    "save_latest_freq: 0": ("save_latest_freq: 120", "save_latest_freq: 0",
+                            r"'logger\.save_latest_freq' must be an integer >= 1, got 0"),
     "weight_decay: .inf": ("weight_decay: 0.2", "weight_decay: .inf",
                            r"'train\.weight_decay' must be a finite number.*got inf"),
     "grad_clip_norm: 0": ("grad_clip_norm: 5.0", "grad_clip_norm: 0",
@@ -242,7 +244,7 @@ GOOD_TRANSFORMS = {  # accepted augmentation -> what the built transform must th
 @pytest.mark.parametrize("aug,parts", list(GOOD_TRANSFORMS.values()), ids=list(GOOD_TRANSFORMS))
 def test_accepted_transform_builds_and_runs(pairs, tmp_path, aug, parts):
     """What the check lets through, open_clip (or timm) builds with every given option, and applies."""
-    opt = parse_options(write_yaml(tmp_path / "ok.yml", _options(pairs, {"data__transform": aug})))
+    opt, _ = parse_options(write_yaml(tmp_path / "ok.yml", _options(pairs, {"data__transform": aug})))
     transform = clip_transform(64, True, opt["data"]["transform"])
     assert all(part in repr(transform) for part in parts), repr(transform)
     image = transform(Image.new("RGB", (80, 72), (120, 60, 30)))
@@ -256,7 +258,7 @@ def test_edge_values_are_accepted(pairs, tmp_path):
                "train__grad_clip_norm": None, "train__eps": 1e-8, "train__weight_decay": 0, "model__image_size": None,
                "manual_seed": 2 ** 32 - 1, "num_gpu": "auto", "eval__eval_freq": 0, "logger__keep_checkpoints": 1,
                "data__max_failed_fraction": 0}
-    opt = parse_options(write_yaml(tmp_path / "edge.yml", _options(pairs, changes)))
+    opt, _ = parse_options(write_yaml(tmp_path / "edge.yml", _options(pairs, changes)))
     assert opt["train"]["lr"] == "5e-4" and math.isclose(float(opt["train"]["min_lr"]), 5e-4)
     before = copy.deepcopy(opt)
     parse_options(write_yaml(tmp_path / "again.yml", opt))

@@ -92,5 +92,5 @@ def test_gradient_accumulation_gives_the_full_batch_gradient():
 def test_shipped_yamls_are_valid(name):
     from helpers import REPO
     from train_clip.options import parse_options
-    opt = parse_options(REPO / "options" / "train_clip" / name)
+    opt, _ = parse_options(REPO / "options" / "train_clip" / name)
     assert opt["export"]["filename"] == "uniqa_backbone.pt"

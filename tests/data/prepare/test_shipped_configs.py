@@ -50,10 +50,10 @@ def test_shipped_configs_build_their_datasets_from_prepared_files(name, tmp_path
         opt, notices = parse_options(path, is_train=is_train)
         assert notices == [], (path, notices)
         assert path.read_text().count("# EDIT") == 1, f"{path}: exactly one line to edit"
-        assert opt["network"]["backbone"] == "./pretrained/UniQA_weight.pt"
-        roots = {section["dataroot_target"] for section in opt["datasets"].values()}
+        assert opt.network["backbone"] == "./pretrained/UniQA_weight.pt"
+        roots = {section["dataroot_target"] for section in opt.datasets.values()}
         assert len(roots) == 1, f"{path}: every section reads the one edited folder, got {roots}"
-        for key, section in opt["datasets"].items():
+        for key, section in opt.datasets.items():
             phase = dataset_phase(key)
             ds = build_dataset(relocate(section, report.dataroot, tmp_path / "meta", preparer), phase,
                                f"datasets.{key}")

@@ -190,7 +190,7 @@ def test_built_corpus_trains_train_clip(inputs):
            "data": {"train": [{"type": "json", "path": str(result.out), "data_root": str(inputs["root"])}],
                     "num_workers": 0, "max_failed_fraction": 0.0},  # any unreadable image stops the run
            "train": {"batch_size": 4, "total_steps": 3, "lr": 1e-3, "warmup_steps": 1},
-           "logger": {"print_freq": 1, "save_checkpoint_freq": 3, "use_tb_logger": False}}
+           "logger": {"print_freq": 1, "save_latest_freq": 3, "use_tb_logger": False}}
     yml = write_yaml(inputs["tmp"] / "corpus_run.yml", opt)
     out = main(["-opt", str(yml), "--root", str(inputs["tmp"])])
     exp = inputs["tmp"] / "experiments" / "corpus_run"

@@ -1,4 +1,4 @@
-"""GeneralIQAModel: one network regressing a MOS, its optimisation, evaluation and checkpoints.
+"""IQAModel: the network that regresses a MOS, its optimisation, evaluation and checkpoints.
 
 Deliberately small: the training loop lives in :mod:`pyiqa.train` and reads top to bottom; this class
 owns the network, the optimiser/scheduler/loss and how their states are saved and restored.
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Dict, List
+from typing import TYPE_CHECKING, Any, Dict, List
 
 import torch
 
@@ -16,14 +16,15 @@ from ..losses import build_loss
 from ..metrics import calculate_metric
 from ..utils.checkpoint import load_checkpoint
 from ..utils.errors import CheckpointError
-from ..utils.options import as_number
-from ..utils.precision import default_precision, resolve_precision, weight_dtype
+from ..utils.precision import resolve_precision, weight_dtype
 from ..version import __version__
-from .optim import build_optimizer, build_scheduler, warmup_factor
+from .optim import build_optimizer, build_scheduler, warmed_up, warmup_factor
 from .predict import predict
 
-logger = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ..engine.options import ExperimentConfig
 
+logger = logging.getLogger(__name__)
 
 
 def extract_params(ckpt: Any, param_key: str, path: str) -> Dict[str, torch.Tensor]:
@@ -37,60 +38,58 @@ def extract_params(ckpt: Any, param_key: str, path: str) -> Dict[str, torch.Tens
                           f"set path.param_key_g to the key that holds them")
 
 
-class GeneralIQAModel:
-    """Builds ``opt['network']`` on ``device``; with ``is_train`` also its loss, optimiser and schedule.
+class IQAModel:
+    """Builds ``config.network`` on ``device``; with ``is_train`` also its loss, optimiser and schedule.
+    (The release's YAMLs name it ``model_type: GeneralIQAModel``; there is this one class.)
 
     Args:
-        opt: the validated experiment options (read, never modified).
+        config: the parsed experiment (its ``precision`` resolved: :func:`pyiqa.engine.options.parse_options`).
         device: where the network runs.
         is_train: build optimisation state.
-        world_size: >1 wraps the network in DDP, syncing only the trainable tensors.
+        world_size: >1 wraps the score head (the only part that trains) in DDP.
     """
 
-    def __init__(self, opt: Dict[str, Any], device: torch.device, is_train: bool = True,
+    def __init__(self, config: "ExperimentConfig", device: torch.device, is_train: bool = True,
                  world_size: int = 1):
-        self.opt = opt
+        self.config = config
         self.device = device
-        self.precision = resolve_precision(opt.get("precision", default_precision(opt)), device)
+        self.precision = resolve_precision(config.precision or "fp32", device)
         # the frozen CLIP's image tower is loaded in the precision's dtype; adapter and levels stay fp32
-        self.net = build_network(opt["network"], backbone_dtype=weight_dtype(self.precision))
+        self.net = build_network(config.network, backbone_dtype=weight_dtype(self.precision))
         self.net.to(device)
-        path_opt = opt.get("path") or {}
-        if path_opt.get("pretrain_network_g"):
-            self.load_network(path_opt["pretrain_network_g"], path_opt.get("strict_load_g", True),
-                              path_opt.get("param_key_g") or "params")
-        self.train_net = self.net
+        path = config.path
+        if path.pretrain_network_g:
+            self.load_network(path.pretrain_network_g, path.strict_load_g, path.param_key_g)
+        self.train_head = self.net.head  # what train_step calls: the head, DDP-wrapped across processes
         if world_size > 1:
-            self.train_net = self._wrap_ddp(bool(opt.get("find_unused_parameters", False)))
+            self.train_head = self._wrap_ddp(config.find_unused_parameters)
         if not is_train:
             return
-        train_opt = opt["train"]
-        self.loss = build_loss(train_opt["mos_loss_opt"], "train.mos_loss_opt").to(device)
+        tr = config.train
+        self.loss = build_loss(tr.mos_loss_opt, "train.mos_loss_opt").to(device)
         # optional second term (pyiqa's metric_loss_opt, e.g. PLCCLoss), added to the MOS loss
-        self.metric_loss = (build_loss(train_opt["metric_loss_opt"], "train.metric_loss_opt").to(device)
-                            if train_opt.get("metric_loss_opt") else None)
-        named = [(n, p) for n, p in self.net.named_parameters() if p.requires_grad]
+        self.metric_loss = (build_loss(tr.metric_loss_opt, "train.metric_loss_opt").to(device)
+                            if tr.metric_loss_opt else None)
+        # the head's names ('adapter.fc.0.weight', 'score_level'): train.optim's lr_<module> keys name them
+        named = [(n, p) for n, p in self.net.head.named_parameters() if p.requires_grad]
         trainable = [p for _, p in named]
-        self.optimizer = build_optimizer(named, train_opt["optim"])
-        self.scheduler = build_scheduler(self.optimizer, train_opt.get("scheduler"))
-        self.warmup_iter = train_opt.get("warmup_iter", -1)
-        clip = train_opt.get("grad_clip_norm")
-        self.grad_clip_norm = as_number(clip) if clip is not None else None  # validated: > 0
+        self.optimizer = build_optimizer(named, tr.optim)
+        self.scheduler = build_scheduler(self.optimizer, tr.scheduler)
+        self.warmup_iter = tr.warmup_iter
+        self.grad_clip_norm = tr.grad_clip_norm
         n_train = sum(p.numel() for p in trainable)
         n_all = sum(p.numel() for p in self.net.parameters())
         logger.info("Network %s: %s parameters, %s trainable; frozen CLIP image tower in %s",
-                    opt["network"]["type"], f"{n_all:,}", f"{n_train:,}", self.precision)
+                    config.network["type"], f"{n_all:,}", f"{n_train:,}", self.precision)
 
     # ----------------------------------------------------------------------------------- set-up
     def _wrap_ddp(self, find_unused: bool) -> torch.nn.Module:
-        """DDP over the whole module but syncing only trainable tensors: the frozen CLIP is ignored,
-        so neither its 150M parameters nor its buffers are broadcast or all-reduced."""
+        """DDP over the score head alone: the frozen CLIP runs outside it (the feed embeds the images),
+        so its 150M parameters are never broadcast or all-reduced. The head's buffers (prompt embeddings,
+        logit scale, fixed levels) are the same on every rank: not broadcast at each step either."""
         from torch.nn.parallel import DistributedDataParallel as DDP
-        frozen = [n for n, p in self.net.named_parameters() if not p.requires_grad]
-        frozen += [n for n, _ in self.net.named_buffers()]
-        DDP._set_params_and_buffers_to_ignore_for_model(self.net, frozen)
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DDP(self.net, device_ids=ids, find_unused_parameters=find_unused)
+        return DDP(self.net.head, device_ids=ids, find_unused_parameters=find_unused, broadcast_buffers=False)
 
     def load_network(self, path: str, strict: bool = True, param_key: str = "params") -> None:
         params = extract_params(load_checkpoint(path), param_key, path)
@@ -102,16 +101,14 @@ class GeneralIQAModel:
 
     # ----------------------------------------------------------------------------------- training
     def train_step(self, batch: Dict[str, Any], current_iter: int, step_scheduler: bool) -> Dict[str, float]:
-        """One optimisation step on a batch of crops; returns the logged losses."""
-        # the inner network's flag (evaluation switches self.net, not a DDP wrapper); only after an
-        # evaluation: walking the CLIP's modules on every step took half a cached step's time
+        """One optimisation step of the score head on a batch's embeddings ``feat`` (B, D), live or
+        stored (:mod:`pyiqa.models.embedding_feed`); returns the logged losses."""
+        # only after an evaluation (which switches self.net): walking the CLIP's modules on every step
+        # took half a cached step's time
         if not self.net.training:
-            self.train_net.train()
+            self.net.train()
         mos = batch["mos_label"].to(self.device, non_blocking=True).float()
-        if "feat" in batch:  # cached tower embeddings (train.feature_cache)
-            pred = self.train_net(batch["feat"].to(self.device, non_blocking=True), embedded=True)
-        else:
-            pred = self.train_net(batch["img"].to(self.device, non_blocking=True))
+        pred = self.train_head(batch["feat"].to(self.device, non_blocking=True))  # (B, 1)
         terms = {"l_mos": self.loss(pred, mos)}
         if self.metric_loss is not None:
             terms["l_metric"] = self.metric_loss(pred, mos)
@@ -127,14 +124,8 @@ class GeneralIQAModel:
         if self.grad_clip_norm:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]  # every group's tensors
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip_norm)
-        factor = warmup_factor(current_iter, self.warmup_iter)
-        scheduled = [g["lr"] for g in self.optimizer.param_groups]
-        for g, lr in zip(self.optimizer.param_groups, scheduled):
-            g["lr"] = lr * factor
-        self.optimizer.step()
-        self.last_lr = scheduled[0] * factor
-        for g, lr in zip(self.optimizer.param_groups, scheduled):
-            g["lr"] = lr
+        with warmed_up(self.optimizer, warmup_factor(current_iter, self.warmup_iter)) as self.last_lr:
+            self.optimizer.step()
         if step_scheduler:
             self.scheduler.step()
         return logged
@@ -146,7 +137,8 @@ class GeneralIQAModel:
 
     # ----------------------------------------------------------------------------------- evaluation
     def predict(self, loader, desc: str = "", pbar: bool = False) -> Dict[str, List]:
-        """Scores of every image in ``loader``; see ``pyiqa.models.predict.predict``."""
+        """Scores of every image in ``loader`` (an embedding feed or an image loader); see
+        ``pyiqa.models.predict.predict``."""
         return predict(self.net, loader, self.device, desc, pbar)
 
     def evaluate(self, loader, metrics_opt: Dict[str, Dict], desc: str = "", pbar: bool = False):
@@ -160,8 +152,9 @@ class GeneralIQAModel:
     def network_checkpoint(self, current_iter: int) -> Dict[str, Any]:
         """Only the trainable tensors (the frozen CLIP is never saved) plus what rebuilds the model."""
         return {"params": self.net.trainable_state_dict(),
-                "arch": {"type": self.opt["network"]["type"], **self.net.arch_options},
-                "precision": self.precision, "iter": current_iter, "version": __version__, "config": self.opt}
+                "arch": {"type": self.config.network["type"], **self.net.arch_options},
+                "precision": self.precision, "iter": current_iter, "version": __version__,
+                "config": self.config.to_dict()}
 
     def training_state(self) -> Dict[str, Any]:
         return {"params": self.net.trainable_state_dict(), "optimizer": self.optimizer.state_dict(),
