@@ -34,7 +34,9 @@ setup(
     extras_require={
         # generate_descriptions.py talks to OpenAI-compatible MLLM servers through the maintained client
         "data": ["openai>=1.30,<3"],
-        "test": ["pytest", "openai>=1.30,<3"],
+        # pyiqa ... -o FOLDER/ --format parquet, and .parquet tables of image paths
+        "parquet": ["pyarrow>=14"],
+        "test": ["pytest", "openai>=1.30,<3", "pyarrow>=14"],
     },
     entry_points={"console_scripts": [
         "pyiqa=pyiqa.cli:main",

@@ -5,6 +5,9 @@
     pyiqa uniqa -t photos/ --recursive --precision auto --workers 1
     pyiqa -ls                                              # also --list_models, --list
     pyiqa install-weights uniqa-koniq experiments/UniQA_KonIQ_split1/models/net_best.pth
+    pyiqa uniqa -t 'shards/{00000..00099}.tar' -o out/ --resume   # part files, manifest, merged scores.csv
+    torchrun --nproc_per_node 2 -m pyiqa uniqa -t paths.txt -o out/ --resume
+    pyiqa merge-scores out/
 
 IQA-PyTorch's spelling works as is (``pyiqa METRIC [METRIC ...] -t TARGET [-r REF] [--device D] [-v]
 [-ls]``): every UniQA metric is no-reference, so ``-r/--ref`` is ignored with one notice. The CSV
@@ -28,14 +31,17 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_USAGE = 0, 1, 2
 logger = logging.getLogger("pyiqa.cli")
-# (path, one score per metric or None, failure reason or None)
-Row = Tuple[Path, Optional[List[float]], Optional[str]]
+# (input, one score per metric or None, failure reason or None): pyiqa.inference.batch.Row
+Row = Tuple[Any, Optional[List[float]], Optional[str]]
 
 EPILOG = """\
 examples:
   pyiqa uniqa -t photo.jpg
   pyiqa uniqa uniqa-single -t photos/ -o scores.csv   one column per metric, images decoded once
   pyiqa -ls                                           the metrics and their weight files
+  pyiqa uniqa -t 'shards/{00000..00099}.tar' -o out/  a folder: part files, resumable (--resume), merged
+                                                      out/scores.csv; under torchrun each rank a share
+  pyiqa merge-scores out/                             merge the parts of such a folder by hand
 
 Output: CSV 'image,<metric>,...' on stdout, or written to -o FILE atomically (an old FILE is replaced
 only when the run ends; -o may not name the target or an input image). Progress, notices and
@@ -60,12 +66,28 @@ def _score_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("metric", nargs="*", help="metric name(s), e.g. uniqa (see -ls); several give one "
                                              "CSV column each")
-    p.add_argument("-t", "--target", help="an image file or a folder of images (required to score)")
+    p.add_argument("-t", "--target", help="what to score: an image, a folder, a list of paths (.txt/.lst, one "
+                   "per line), a table with a path column (.csv/.tsv/.parquet), or tar shards "
+                   "('shards/{00000..00099}.tar')")
     p.add_argument("-r", "--ref", help="reference image or folder (IQA-PyTorch's option); ignored with "
                                        "a notice: every UniQA metric is no-reference")
     p.add_argument("-ls", "--list_models", "--list-models", "--list", dest="list", action="store_true",
                    help="list the metrics and their weight files, then exit")
-    p.add_argument("-o", "--output", help="CSV file to write (atomically); default: stdout")
+    p.add_argument("-o", "--output", help="CSV file to write (atomically; default: stdout), or a folder (existing, "
+                   "or ending in '/') for a large run: part files, a manifest, merged scores.csv")
+    p.add_argument("--resume", action="store_true",
+                   help="with -o FOLDER: keep the finished parts of an earlier run of the same settings")
+    p.add_argument("--format", choices=["csv", "parquet"], default="csv",
+                   help="with -o FOLDER: part and merged file format (parquet needs pyarrow)")
+    p.add_argument("--part-rows", type=int, default=10_000,
+                   help="with -o FOLDER: images per part file of a folder, list or table (a tar shard is one "
+                        "part); default 10000")
+    p.add_argument("--path-column", default=None,
+                   help="the column of a .csv/.tsv/.parquet target that holds the image paths (default: the "
+                        "first named path, image, img_path, image_path, file, filename)")
+    p.add_argument("--data-root", default=None,
+                   help="folder the paths of a list or table are relative to, and must stay inside (default: "
+                        "the list's folder)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda if available)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"],
                    help="weights dtype of the frozen backbone (default fp32; auto: bf16 only where fast)")
@@ -103,6 +125,15 @@ def _install_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _merge_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="pyiqa merge-scores",
+        description="Merge the part files of a scoring folder (pyiqa METRIC -t ... -o FOLDER/) into one file "
+                    "sorted by key, as the run does at its end; refuses while parts are missing.")
+    p.add_argument("folder", help="the -o folder of the scoring run")
+    return p
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Entry point of the ``pyiqa`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -110,6 +141,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     try:
         if argv and argv[0] == "install-weights":
             return _install(_install_parser().parse_args(argv[1:]))
+        if argv and argv[0] == "merge-scores":
+            return _merge(_merge_parser().parse_args(argv[1:]))
         parser = _score_parser()
         # intermixed: metric names may come before or after the options, as in IQA-PyTorch
         args = parser.parse_intermixed_args(argv)
@@ -200,9 +233,22 @@ def _install(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _merge(args: argparse.Namespace) -> int:
+    _setup_logging(False)
+    from .inference.score_parts import Manifest, ScoreFolder
+    from .utils.errors import DataError
+    folder = Path(args.folder)
+    if not (folder / "manifest.json").is_file():
+        raise DataError(f"'{folder}' holds no manifest.json: it is not the -o folder of a scoring run")
+    manifest = Manifest.read(folder / "manifest.json")
+    path, rows, unreadable = ScoreFolder(folder, manifest.format).merge(manifest.inputs["units"])
+    print(f"pyiqa: merged {rows} rows ({unreadable} unreadable) into {path}", file=sys.stderr)
+    return EXIT_SOME_FAILED if unreadable else EXIT_OK
+
+
 def _score(args: argparse.Namespace) -> int:
     """Check everything that can be checked cheaply (names, inputs, output path, weight files) before a
-    model is built or a file opened for writing; then score and write the CSV."""
+    model is built or a file opened for writing; then score and write the CSV (or the folder)."""
     _check_numbers(args)
     from .inference import get_card
     names = list(dict.fromkeys(args.metric))  # a repeated name is scored once
@@ -211,10 +257,14 @@ def _score(args: argparse.Namespace) -> int:
     cards = [get_card(name) for name in names]  # an unknown name fails before anything is read
     adapter_owner = _adapter_owner(cards, args.adapter)
     _note_ref(args.ref, cards)
-    target = Path(args.target)
-    paths = _targets(target, args.recursive)
-    output = _check_output(args.output, target, args.ref, args.recursive, paths)
-    workers = _workers(args.workers, len(paths))
+    from .inference.collection import plan_collection
+    collection = plan_collection(args.target, args.recursive, args.part_rows, args.path_column, args.data_root)
+    folder = _folder_output(args, collection) if _is_folder(args.output) else None
+    refs = None if folder is not None else [r for unit in collection.units for r in unit.images()]
+    output = None if folder is not None else _check_output(
+        args.output, Path(args.target), args.ref, args.recursive, [Path(r.path) for r in refs if r.path])
+    from .inference.bulk import local_world_size
+    workers = _workers(args.workers, collection.images if collection.images is not None else 2, local_world_size())
     from .utils.devices import resolve_device  # imports torch: after the names and inputs
     device = resolve_device(args.device, "--device")  # 'gpu9', or cuda on a CPU machine: one line
     _check_weights(cards, args.backbone, args.adapter, adapter_owner)
@@ -223,41 +273,121 @@ def _score(args: argparse.Namespace) -> int:
     try:
         if args.max_image_pixels is not None:  # the user's explicit opt-in, for this run only
             Image.MAX_IMAGE_PIXELS = _pixel_limit(args.max_image_pixels)
-        return _score_and_write(args, cards, names, device, paths, output, workers, adapter_owner)
+        if folder is not None:
+            return _score_to_folder(args, cards, names, device, collection, folder, workers, adapter_owner)
+        return _score_and_write(args, cards, names, device, refs, output, workers, adapter_owner)
     finally:
         Image.MAX_IMAGE_PIXELS = pixel_limit
 
 
-def _score_and_write(args: argparse.Namespace, cards: Sequence[Any], names: List[str], device: Any,
-                     paths: List[Path], output: Optional[Path], workers: int,
-                     adapter_owner: Optional[str]) -> int:
-    """Build the metrics, score ``paths`` and write the CSV (to ``output`` or stdout); the exit status."""
+def _build_metrics(args: argparse.Namespace, cards: Sequence[Any], device: Any, adapter_owner: Optional[str]) -> List[Any]:
     from .inference import create_metric
-    target = Path(args.target)
-    metrics = [create_metric(card.name, device=device, backbone=args.backbone,
-                             pretrained_model_path=args.adapter if card.name == adapter_owner else None,
-                             precision=args.precision, crops=args.crops, num_crops=args.num_crops,
-                             max_side=args.max_side or None, batch_size=args.batch_size)
-               for card in cards]
-    rows = _score_rows(metrics, paths, workers, progress=not args.quiet)
-    import torch
+    return [create_metric(card.name, device=device, backbone=args.backbone,
+                          pretrained_model_path=args.adapter if card.name == adapter_owner else None,
+                          precision=args.precision, crops=args.crops, num_crops=args.num_crops,
+                          max_side=args.max_side or None, batch_size=args.batch_size)
+            for card in cards]
 
-    from .utils.threads import configure_threads
-    threads = torch.get_num_threads()
-    configure_threads(workers)  # decoding workers + intra-op threads fit the cores
-    try:
-        with warnings.catch_warnings():  # _workers has warned about too many workers already, once
-            warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
-            if output is None:
-                failed = _write_csv(sys.stdout, names, target, rows, flush=True)
-            else:
-                failed = _write_atomically(output, lambda out: _write_csv(out, names, target, rows))
-    finally:
-        torch.set_num_threads(threads)  # main(argv) called from Python leaves the caller's setting
-    print(f"pyiqa: scored {len(paths) - failed} of {len(paths)} images with {', '.join(names)}"
+
+class _Threads:
+    """Decoding workers + intra-op threads fit the cores; the caller's setting is put back afterwards
+    (``main(argv)`` called from Python)."""
+
+    def __init__(self, workers: int):
+        self.workers = workers
+
+    def __enter__(self) -> None:
+        import torch
+
+        from .utils.threads import configure_threads
+        self.threads = torch.get_num_threads()
+        configure_threads(self.workers)
+        self.warnings = warnings.catch_warnings()
+        self.warnings.__enter__()  # _workers has warned about too many workers already, once
+        warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
+
+    def __exit__(self, *exc: Any) -> None:
+        import torch
+        self.warnings.__exit__(*exc)
+        torch.set_num_threads(self.threads)
+
+
+def _score_and_write(args: argparse.Namespace, cards: Sequence[Any], names: List[str], device: Any,
+                     refs: List[Any], output: Optional[Path], workers: int,
+                     adapter_owner: Optional[str]) -> int:
+    """Build the metrics, score ``refs`` and write the CSV (to ``output`` or stdout); the exit status."""
+    from .inference.batch import score_rows
+    metrics = _build_metrics(args, cards, device, adapter_owner)
+    rows = score_rows(metrics, refs, workers, progress=not args.quiet)
+    with _Threads(workers):
+        if output is None:
+            failed = _write_csv(sys.stdout, names, rows, flush=True)
+        else:
+            failed = _write_atomically(output, lambda out: _write_csv(out, names, rows))
+    print(f"pyiqa: scored {len(refs) - failed} of {len(refs)} images with {', '.join(names)}"
           + (f"; {failed} could not be read (listed above)" if failed else "")
           + (f"; wrote {output}" if output else ""), file=sys.stderr)
     return EXIT_SOME_FAILED if failed else EXIT_OK
+
+
+def _is_folder(output: Optional[str]) -> bool:
+    """``-o`` names a folder: an existing one, or a path ending in a separator."""
+    return output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir())
+
+
+def _folder_output(args: argparse.Namespace, collection: Any) -> Any:
+    """The scoring folder of ``-o``, refused before any model is built when it cannot be written, would
+    hold an input, or the format needs a missing package."""
+    from .inference.score_parts import ScoreFolder, parquet_available
+    from .utils.errors import ConfigError, OutputError
+    if args.format == "parquet" and not parquet_available():
+        raise ConfigError("--format parquet needs pyarrow: pip install 'pyiqa-uniqa[parquet]' (or pyarrow)")
+    folder = ScoreFolder(Path(args.output), args.format)
+    folder.check_writable()
+    out = folder.root.resolve()
+    for source in _input_files(args.target, collection):
+        source = source.resolve()
+        if source == out or out in source.parents or (collection.kind == "folder" and source in out.parents):
+            raise OutputError(f"-o '{args.output}' and the input '{source}' overlap (the output folder is, holds "
+                              "or is inside what -t scores); write the part files to another folder")
+    return folder
+
+
+def _input_files(target: str, collection: Any) -> List[Path]:
+    """The files and folders a collection reads from (not each image: they are below these)."""
+    if collection.kind == "shards":
+        return [Path(unit.shard) for unit in collection.units if Path(unit.shard).exists()]
+    return [Path(target)]
+
+
+def _score_to_folder(args: argparse.Namespace, cards: Sequence[Any], names: List[str], device: Any,
+                     collection: Any, folder: Any, workers: int, adapter_owner: Optional[str]) -> int:
+    """Score this process's share of the collection into part files; rank 0 merges them."""
+    import torch
+
+    from .inference.bulk import join_group, launch_env, score_collection
+    from .inference.score_parts import Manifest
+    rank, world, local_rank = launch_env()
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", local_rank)  # one GPU per process
+    join_group(device)
+    try:
+        metrics = _build_metrics(args, cards, device, adapter_owner)
+        manifest = Manifest.of(metrics, collection, args.part_rows, args.format)
+        with _Threads(workers):
+            result = score_collection(metrics, collection, folder, manifest, args.resume, workers,
+                                      progress=not args.quiet and rank == 0)
+    finally:
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+    who = f"rank {rank}: " if world > 1 else ""
+    print(f"pyiqa: {who}scored {result.images} images in {result.parts_scored} part(s)"
+          + (f", {result.parts_found} part(s) finished earlier kept" if result.parts_found else "")
+          + (f"; {result.unreadable} could not be read (error rows)" if result.unreadable else ""), file=sys.stderr)
+    if result.merged is not None:
+        print(f"pyiqa: wrote {result.merged}: {result.merged_rows} rows, {result.merged_unreadable} with an "
+              "error", file=sys.stderr)
+    return EXIT_SOME_FAILED if (result.unreadable or result.merged_unreadable) else EXIT_OK
 
 
 def _check_numbers(args: argparse.Namespace) -> None:
@@ -269,6 +399,7 @@ def _check_numbers(args: argparse.Namespace) -> None:
     check_int(args.max_side, "--max-side", 0, integral_floats=False)  # 0: never downscale
     if args.batch_size is not None:
         check_int(args.batch_size, "--batch-size", 1, integral_floats=False)
+    check_int(args.part_rows, "--part-rows", 1, integral_floats=False)
     if args.max_image_pixels is not None and args.max_image_pixels < 0:
         raise ConfigError(f"--max-image-pixels must be 0 (no limit beyond what fits in memory) or a "
                           f"positive number of pixels, got {args.max_image_pixels}")
@@ -327,21 +458,6 @@ def _note_ref(ref: Optional[str], cards: Sequence[Any]) -> None:
     _note(f"-r/--ref '{ref}' ignored: {', '.join(c.name for c in cards)} "
           f"{'is a no-reference metric' if len(cards) == 1 else 'are no-reference metrics'} "
           f"(each target image is scored alone){missing}")
-
-
-def _targets(target: Path, recursive: bool) -> List[Path]:
-    from .inference import list_images
-    from .utils.errors import DataError
-    if target.is_dir():
-        paths = list_images(target, recursive)
-        if not paths:
-            raise DataError(f"No image files in folder '{target}' (looked for the extensions "
-                            ".jpg .jpeg .png .bmp .tif .tiff .webp ...)"
-                            + ("." if recursive else "; --recursive also looks in subfolders."))
-        return paths
-    if not target.exists():
-        raise DataError(f"Target '{target}' does not exist.")
-    return [target]
 
 
 def _check_output(output: Optional[str], target: Path, ref: Optional[str], recursive: bool,
@@ -441,10 +557,11 @@ def _pixel_limit(requested: int) -> Optional[int]:
     return requested or None
 
 
-def _workers(requested: Optional[int], num_files: int) -> int:
-    """Decoding processes: by default min(4, half the usable cores), none for a single file."""
+def _workers(requested: Optional[int], num_files: int, processes: int = 1) -> int:
+    """Decoding processes: by default min(4, half the usable cores), none for a single file; the cores are
+    shared by the ``processes`` a torchrun job starts on this machine."""
     from .utils.threads import available_cores
-    cores = available_cores()
+    cores = max(1, available_cores() // max(1, processes))
     if requested is None:
         return 0 if num_files == 1 else max(1, min(4, cores // 2))
     if requested > cores:
@@ -454,44 +571,14 @@ def _workers(requested: Optional[int], num_files: int) -> int:
     return requested
 
 
-def _score_rows(metrics: Sequence[Any], paths: Sequence[Path], workers: int,
-                progress: bool) -> Iterator[Row]:
-    """One row per path in order: every metric's score, or the reason the file could not be read.
-
-    Metrics sharing a crop protocol (all but adapters that store another crop size) are scored in
-    one pass over the files, each image decoded once; with several passes the rows are gathered and
-    given at the end."""
-    from .inference.batch import score_files
-    passes: Dict[Any, List[int]] = {}  # crop protocol -> columns
-    for column, metric in enumerate(metrics):
-        passes.setdefault((metric.crop_spec, metric.max_side, metric.batch_size), []).append(column)
-    if len(passes) == 1:
-        yield from score_files(metrics, paths, metrics[0].batch_size, workers, progress)
-        return
-    scores: List[List[Optional[float]]] = [[None] * len(metrics) for _ in paths]
-    reasons: Dict[int, str] = {}
-    for columns in passes.values():
-        group = [metrics[c] for c in columns]
-        for i, (_, row, reason) in enumerate(score_files(group, paths, group[0].batch_size, workers,
-                                                         progress)):
-            if reason is not None:
-                reasons.setdefault(i, reason)  # the same file fails in every pass: told once
-                continue
-            for column, score in zip(columns, row):
-                scores[i][column] = score
-    for i, path in enumerate(paths):
-        yield path, None if i in reasons else scores[i], reasons.get(i)
-
-
-def _write_csv(out: TextIO, names: Sequence[str], target: Path, rows: Iterator[Row],
-               flush: bool = False) -> int:
-    """Write the header and the scored rows; report unreadable files on stderr; return their count."""
+def _write_csv(out: TextIO, names: Sequence[str], rows: Iterator[Row], flush: bool = False) -> int:
+    """Write the header and the scored rows; report unreadable inputs on stderr; return their count."""
     from tqdm import tqdm
     writer = csv.writer(out)
     writer.writerow(["image", *names])
     failed = 0
-    for path, row, reason in rows:
-        name = path.relative_to(target).as_posix() if target.is_dir() else str(path)
+    for ref, row, reason in rows:
+        name = ref.key  # a folder's images relative to it, a file or listed path as given
         if reason is not None:
             failed += 1
             tqdm.write(f"FAILED {name}: {reason}", file=sys.stderr)

@@ -29,10 +29,11 @@ image, raise the limit yourself (``PIL.Image.MAX_IMAGE_PIXELS = None``; CLI ``--
 """
 from __future__ import annotations
 
+import io
 import logging
 import math
 from pathlib import Path
-from typing import Optional, Union
+from typing import BinaryIO, Optional, Union
 
 import numpy as np
 import torch
@@ -60,19 +61,31 @@ def decode_image(path: PathLike, max_side: Optional[int] = None) -> Image.Image:
     if not path.is_file():
         reason = "is a directory" if path.is_dir() else "does not exist"
         raise DataError(f"Cannot read image '{path}': file {reason}")
+    return _decode(str(path), str(path), max_side, _is_jpeg(path))
+
+
+def decode_image_bytes(data: bytes, name: str, max_side: Optional[int] = None) -> Image.Image:
+    """:func:`decode_image` for an image held in memory, e.g. a member of a tar shard; ``name`` labels
+    it in errors (e.g. ``shards/00001.tar/000123.jpg``)."""
+    if not data:
+        raise DataError(f"Cannot read image '{name}': it is empty (0 bytes)")
+    return _decode(io.BytesIO(data), name, max_side, data[:3] == b"\xff\xd8\xff")
+
+
+def _decode(source: Union[str, BinaryIO], name: str, max_side: Optional[int], jpeg: bool) -> Image.Image:
     try:
-        img = _open_jpeg(path, max_side) if _is_jpeg(path) else Image.open(path)
+        img = _open_jpeg(source, max_side) if jpeg else Image.open(source)
         with img:
             img.load()  # decode now so a truncated file fails here, not inside a transform
             rgb = to_rgb(img)
     except Image.DecompressionBombError as exc:
-        raise DataError(f"Cannot read image '{path}': {exc} Non-JPEG images are decoded at full size "
+        raise DataError(f"Cannot read image '{name}': {exc} Non-JPEG images are decoded at full size "
                         "before downscaling; if you trust the file, raise the limit explicitly "
                         "(PIL.Image.MAX_IMAGE_PIXELS = None; CLI --max-image-pixels 0).") from exc
     except UnidentifiedImageError as exc:
-        raise DataError(f"Cannot read image '{path}': not a recognised image format") from exc
+        raise DataError(f"Cannot read image '{name}': not a recognised image format") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise DataError(f"Cannot read image '{path}': {exc}") from exc
+        raise DataError(f"Cannot read image '{name}': {exc}") from exc
     return downscale(rgb, max_side)
 
 
@@ -81,13 +94,13 @@ def _is_jpeg(path: Path) -> bool:
         return f.read(3) == b"\xff\xd8\xff"
 
 
-def _open_jpeg(path: Path, max_side: Optional[int]) -> Image.Image:
+def _open_jpeg(source: Union[str, BinaryIO], max_side: Optional[int]) -> Image.Image:
     """Open a JPEG to be decoded at the smallest libjpeg scale that still covers ``max_side``.
 
     The JPEG plugin is used directly rather than through ``Image.open``, whose bomb check counts the
     full-size pixels; the same limit is applied here to the pixels that will really be decoded.
     """
-    img = JpegImagePlugin.JpegImageFile(str(path))
+    img = JpegImagePlugin.JpegImageFile(source)
     w, h = img.size
     if max_side is not None and max(w, h) > max_side:
         r = max_side / max(w, h)

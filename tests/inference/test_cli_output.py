@@ -43,7 +43,8 @@ def test_output_that_is_an_input_is_refused(photos, backbone_file, tmp_path, cap
     ref = photos / "img2.jpg"  # the ignored reference is protected too
     assert f"is the input '{ref}'" in _refused([*common, "-t", photos / "img3.png", "-r", ref, "-o", ref],
                                                capsys, ref)
-    assert "is a folder" in _refused([*common, "-t", photos, "-o", photos], capsys)
+    # a folder as -o is a scoring folder (part files): never the folder being scored
+    assert "overlap" in _refused([*common, "-t", photos, "-o", photos], capsys)
     assert sorted(p.name for p in photos.iterdir()) == ["img0.jpg", "img1.png", "img2.jpg", "img3.png"]
 
 
