@@ -365,11 +365,10 @@ def _score_to_folder(args: argparse.Namespace, cards: Sequence[Any], names: List
     """Score this process's share of the collection into part files; rank 0 merges them."""
     import torch
 
-    from .inference.bulk import join_group, launch_env, score_collection
+    from .inference.bulk import join_group, launch_env, process_device, score_collection
     from .inference.score_parts import Manifest
-    rank, world, local_rank = launch_env()
-    if device.type == "cuda" and world > 1:
-        device = torch.device("cuda", local_rank)  # one GPU per process
+    rank, world, _ = launch_env()
+    device = process_device(device)  # one GPU per local process
     join_group(device)
     try:
         metrics = _build_metrics(args, cards, device, adapter_owner)

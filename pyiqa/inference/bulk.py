@@ -40,12 +40,22 @@ def local_world_size() -> int:
     return int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
 
 
+def process_device(device: torch.device) -> torch.device:
+    """This process's device under torchrun: GPU ``local_rank`` (shared round-robin when a machine runs
+    more processes than it has GPUs); a CPU stays the CPU."""
+    if device.type != "cuda" or launch_env()[1] == 1:
+        return device
+    return torch.device("cuda", launch_env()[2] % max(1, torch.cuda.device_count()))
+
+
 def join_group(device: torch.device) -> None:
-    """Join torchrun's process group (NCCL for CUDA devices, else gloo) when there is more than one process."""
+    """Join torchrun's process group when there is more than one process: NCCL when every local process
+    has a GPU of its own, else gloo (only barriers pass between the processes)."""
     _, world, _ = launch_env()
     if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        torch.distributed.init_process_group(backend, timeout=BARRIER_TIMEOUT)
+        own_gpu = device.type == "cuda" and torch.cuda.device_count() >= local_world_size()
+        torch.distributed.init_process_group("nccl" if own_gpu else "gloo", timeout=BARRIER_TIMEOUT,
+                                             **({"device_id": device} if own_gpu else {}))
 
 
 def _barrier() -> None:
