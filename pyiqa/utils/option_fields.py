@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Dict, Iterable, List, Optional, Type, TypeVar
 
-from .errors import ConfigError
 from .options import check_section
 
 T = TypeVar("T")
