@@ -92,7 +92,7 @@ def _score_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16", "auto"],
                    help="weights dtype of the frozen backbone (default fp32; auto: bf16 only where fast)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="images per forward pass (default 4 on CPU, 32 on CUDA)")
+                   help="images per forward pass (default 2 on CPU, 32 on CUDA)")
     p.add_argument("--workers", type=int, default=None,
                    help="decoding processes (default: min(4, usable cores / 2), 0 for a single file)")
     p.add_argument("--backbone", default=None, help="path of UniQA_weight.pt (or 'random' for demos)")

@@ -5,14 +5,15 @@ open_clip builds the network; this module only turns the files users actually ha
 ``open_clip.model.CLIP`` with QuickGELU (float32, or its image tower in the dtype asked for), and
 resizes the positional embedding on its 2-D grid when the input size differs from the trained one.
 Nothing is ever downloaded. Files are read with ``torch.load(weights_only=True)`` and mapped, not read
-whole: only the tensors the model keeps are read, and converted in bounded passes.
+whole: only the tensors the model keeps are read, and converted in bounded passes. A scoring-only
+build (``encode_prompts``) loads, uses and frees the text tower before it loads the image tower.
 """
 from __future__ import annotations
 
 import logging
 import zipfile
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple, Union
+from typing import Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from open_clip.model import CLIP, CLIPTextCfg, CLIPVisionCfg, resize_pos_embed
@@ -184,34 +185,68 @@ def _causal_mask(n: int) -> torch.Tensor:
 
 
 def _load_without_init(cfg: Dict[str, int], image_size: int, sd: Dict[str, torch.Tensor], mapped: bool,
-                       visual_dtype: torch.dtype, path: Path) -> CLIP:
+                       visual_dtype: torch.dtype, path: Path,
+                       encode_prompts: Optional[Callable[[CLIP], None]] = None) -> CLIP:
     """Build the CLIP skeleton on the meta device and adopt the checkpoint's tensors as its weights.
 
     Skips the random initialisation of ~150M parameters (seconds on a CPU), and peak memory is about
-    the final model: see :func:`_adopt_tensors`.
+    the final model: see :func:`_adopt_tensors`. With ``encode_prompts`` (see :func:`build_clip`) the
+    text tower is loaded, used and freed before the image tower is loaded: the peak is then about the
+    larger of the two towers, not both.
     """
     with torch.device("meta"):
         model = _make_clip(cfg, image_size)
     if image_size != cfg["image_size"]:
         logger.info("Resizing the CLIP positional embedding grid of '%s' from %d px to %d px",
                     path, cfg["image_size"], image_size)
-    weights = _adopt_tensors(sd, mapped, path, visual_dtype, model)
-    try:
-        model.load_state_dict(weights, strict=True, assign=True)
-    except RuntimeError as err:
-        raise CheckpointError(f"CLIP state dict '{path}' does not fit the architecture read from its "
-                              f"own shapes: {err}") from err
-    model.attn_mask = _causal_mask(cfg["context_length"])  # non-persistent buffer, not in the file
-    left = [name for name, t in list(model.named_parameters()) + list(model.named_buffers())
-            if t.is_meta]
-    if left:  # an open_clip version with more non-persistent buffers would land here
-        raise CheckpointError(f"CLIP tensors {left} of '{path}' were not initialised by the state dict")
+    if encode_prompts is None:
+        _assign(model, _adopt_tensors(sd, mapped, path, visual_dtype, model, list(sd)), path)
+    else:
+        text_keys = [k for k in sd if not k.startswith("visual.")]  # logit_scale too: the head keeps it
+        _assign(model, _adopt_tensors(sd, mapped, path, visual_dtype, model, text_keys), path,
+                check_visual=False)
+        encode_prompts(model.eval())
+        drop_text_tower(model)
+        if mapped:  # the text passes dropped their mappings: map the file afresh for the image tower
+            sd, _ = _read_state_dict(path, mmap=True)
+        visual_keys = [k for k in sd if k.startswith("visual.")]
+        _assign(model, _adopt_tensors(sd, mapped, path, visual_dtype, model, visual_keys), path)
     return model
 
 
+def _assign(model: CLIP, weights: Dict[str, torch.Tensor], path: Path, check_visual: bool = True) -> None:
+    """Make ``weights`` (emptied: the model holds them now) tensors of ``model``; every tensor they
+    should fill must be filled (the image tower's only with ``check_visual``)."""
+    try:
+        result = model.load_state_dict(weights, strict=False, assign=True)
+    except RuntimeError as err:
+        raise CheckpointError(f"CLIP state dict '{path}' does not fit the architecture read from its "
+                              f"own shapes: {err}") from err
+    weights.clear()
+    if result.unexpected_keys:
+        raise CheckpointError(f"CLIP state dict '{path}' does not fit the architecture read from its "
+                              f"own shapes: unexpected keys {result.unexpected_keys[:10]}")
+    if model.attn_mask is not None and model.attn_mask.is_meta:
+        model.attn_mask = _causal_mask(model.context_length)  # non-persistent buffer, not in the file
+    left = [name for name, t in list(model.named_parameters()) + list(model.named_buffers())
+            if t.is_meta and (check_visual or not name.startswith("visual."))]
+    if left:  # a file without them, or an open_clip version with more non-persistent buffers
+        raise CheckpointError(f"CLIP tensors {left[:10]} of '{path}' were not initialised by the state dict")
+
+
+def drop_text_tower(model: CLIP) -> None:
+    """Free the text tower of ``model`` (~38M parameters, plus the token table); ``encode_text`` is then
+    unavailable. ``logit_scale`` is kept."""
+    for name in ("transformer", "token_embedding", "ln_final"):
+        setattr(model, name, None)  # registered submodules may be set to None
+    for name in ("positional_embedding", "text_projection", "attn_mask"):
+        setattr(model, name, None)
+
+
 def _adopt_tensors(sd: Dict[str, torch.Tensor], mapped: bool, path: Path, visual_dtype: torch.dtype,
-                   model: CLIP) -> Dict[str, torch.Tensor]:
-    """The model's weights converted from the file's: image tower in ``visual_dtype``, the rest float32.
+                   model: CLIP, keys: List[str]) -> Dict[str, torch.Tensor]:
+    """The weights ``keys`` of the model converted from the file's: image tower in ``visual_dtype``, the
+    rest float32. They are popped from ``sd``; a mapped ``sd`` is emptied.
 
     Memory stays about the converted weights (what the model keeps) plus one slice of the file:
 
@@ -226,12 +261,12 @@ def _adopt_tensors(sd: Dict[str, torch.Tensor], mapped: bool, path: Path, visual
       as converting the whole table first would.
     """
     out: Dict[str, torch.Tensor] = {}
-    passes = _passes(sd) if mapped else [list(sd)]
-    for n, keys in enumerate(passes):
+    passes = _passes(sd, keys) if mapped else [keys]
+    for n, group in enumerate(passes):
         if n:
             sd.clear()  # the caller's dict too: its tensors hold the previous mapping alive
             sd, _ = _read_state_dict(path, mmap=True)
-        for key in keys:
+        for key in group:
             if key not in sd:
                 raise CheckpointError(f"CLIP checkpoint '{path}' changed while it was being read "
                                       f"('{key}' is gone); load it again once it is written.")
@@ -247,18 +282,20 @@ def _adopt_tensors(sd: Dict[str, torch.Tensor], mapped: bool, path: Path, visual
                 out[key] = value.to(dtype, copy=True).contiguous()  # a copy: never file-backed
             else:
                 out[key] = value.clone()
-    sd.clear()
+    if mapped:
+        sd.clear()
     return out
 
 
-def _passes(sd: Dict[str, torch.Tensor]) -> List[List[str]]:
-    """Keys of ``sd`` in file order, grouped by about ``PASS_BYTES`` of stored tensor bytes; the token
-    table in a pass of its own (it stays file-backed: no other tensor of its mapping may be read)."""
-    passes: List[List[str]] = [[TOKEN_TABLE]] if TOKEN_TABLE in sd else []
+def _passes(sd: Dict[str, torch.Tensor], keys: List[str]) -> List[List[str]]:
+    """``keys`` of ``sd`` in file order, grouped by about ``PASS_BYTES`` of stored tensor bytes; the
+    token table in a pass of its own (it stays file-backed: no other tensor of its mapping may be read)."""
+    wanted = set(keys)
+    passes: List[List[str]] = [[TOKEN_TABLE]] if TOKEN_TABLE in wanted else []
     group: List[str] = []
     size = 0
     for key, value in sd.items():
-        if key == TOKEN_TABLE:
+        if key == TOKEN_TABLE or key not in wanted:
             continue
         if group and size + value.nbytes > PASS_BYTES:
             passes.append(group)
@@ -270,7 +307,8 @@ def _passes(sd: Dict[str, torch.Tensor]) -> List[List[str]]:
 
 def build_clip(backbone: PathLike, image_size: int = 224,
                tiny_config: Optional[Dict[str, int]] = None, seed: int = 0,
-               visual_dtype: Optional[torch.dtype] = None) -> CLIP:
+               visual_dtype: Optional[torch.dtype] = None,
+               encode_prompts: Optional[Callable[[CLIP], None]] = None) -> CLIP:
     """Build the frozen-CLIP network of UniQA: float32, QuickGELU, eval mode.
 
     Args:
@@ -286,6 +324,11 @@ def build_clip(backbone: PathLike, image_size: int = 224,
             a checkpoint's tensors are adopted without first initialising random weights (faster,
             peak memory about the final model, and the global RNG is left untouched). ``None``:
             float32 throughout, built the classic way (random init, then load).
+        encode_prompts: scoring-only build: called with the CLIP while only its text tower is loaded
+            (to embed the prompts); the text tower is freed when it returns, before the image tower
+            is loaded, so that peak memory is about the larger tower, not both. The CLIP comes back
+            without a text tower (see :func:`drop_text_tower`). Implies the frozen-backbone loading
+            (``visual_dtype`` float32 when not given).
 
     Files are read with ``torch.load(weights_only=True)`` (see :func:`load_checkpoint`): a file that
     holds pickled Python objects is refused, never unpickled.
@@ -296,6 +339,9 @@ def build_clip(backbone: PathLike, image_size: int = 224,
         model = _random_clip(RANDOM_BACKBONES[name], image_size, seed, tiny_config)
         if visual_dtype is not None:
             model.visual.to(visual_dtype)
+        if encode_prompts is not None:  # random weights are made whole: only the order of use differs
+            encode_prompts(model.eval())
+            drop_text_tower(model)
         return model.eval()
     path = Path(name).expanduser()
     if not path.is_file():
@@ -305,8 +351,10 @@ def build_clip(backbone: PathLike, image_size: int = 224,
             "an untrained backbone (tests only).")
     sd, mapped = _read_state_dict(path, mmap=True)  # nothing read yet but the file's index
     cfg = config_from_state_dict(sd)  # shapes only
+    if encode_prompts is not None and visual_dtype is None:
+        visual_dtype = torch.float32
     if visual_dtype is not None:
-        model = _load_without_init(cfg, image_size, sd, mapped, visual_dtype, path)
+        model = _load_without_init(cfg, image_size, sd, mapped, visual_dtype, path, encode_prompts)
         logger.info("Loaded CLIP backbone '%s' (%s), image tower in %s", path, cfg, visual_dtype)
         return model.eval()
     model = _make_clip(cfg, image_size)

@@ -25,7 +25,7 @@ from ..inference.limits import check_num_crops
 from ..utils.errors import CheckpointError, ConfigError
 from ..utils.precision import weight_dtype
 from ..utils.registry import ARCH_REGISTRY, closest
-from .clip_backbone import build_clip
+from .clip_backbone import build_clip, drop_text_tower
 from .crops import TEST_CROPS, CropSpec, make_crops, to_unit_float
 from .score_head import NUM_LEVELS, Adapter, ScoreHead
 # The model cards (named inference configurations of this class) live in a torch-free module so
@@ -101,6 +101,10 @@ class UniQA(nn.Module):
             model ``train_clip`` is pre-training, scored zero-shot without writing a file. It is
             frozen and put in eval mode like a loaded backbone: pass a copy to keep training it.
             ``sample_size`` must equal its input size.
+        keep_text_tower: runtime option, not saved in ``arch_options``: False builds for scoring only
+            (``create_metric``): the prompts are embedded by the text tower alone, which is freed
+            before the image tower is loaded, so that peak memory is about the larger tower rather
+            than both; ``refresh_text_features`` is then unavailable (see ``drop_text_tower``).
     """
 
     legacy_options = {
@@ -115,7 +119,7 @@ class UniQA(nn.Module):
                  pos_embedding: bool = True, drop_pos_embedding: bool = False,
                  test_crop: str = "random10", num_crops: int = 10, crop_seed: int = 0,
                  backbone_dtype: Optional[Union[str, torch.dtype]] = None,
-                 clip_model: Optional[nn.Module] = None):
+                 clip_model: Optional[nn.Module] = None, keep_text_tower: bool = True):
         super().__init__()
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
         self._check_options(prompts, score_levels, test_crop, num_crops, pos_embedding,
@@ -132,12 +136,16 @@ class UniQA(nn.Module):
         self.num_crops = num_crops
         self.crop_seed = crop_seed
 
+        texts = [p for group in prompts for p in PROMPT_GROUPS[group]]
+        encoded: List[Tuple[torch.Tensor, torch.Tensor]] = []
         if clip_model is not None:
             self.clip = _check_clip_model(clip_model, sample_size)
-        else:
-            self.clip = build_clip(backbone, image_size=sample_size,
-                                   visual_dtype=_as_dtype(backbone_dtype))
-        self.text_tower_dropped = False
+        else:  # without keep_text_tower the prompts are embedded while the image tower is not loaded yet
+            self.clip = build_clip(
+                backbone, image_size=sample_size, visual_dtype=_as_dtype(backbone_dtype),
+                encode_prompts=None if keep_text_tower else
+                lambda clip: encoded.append(_encode_prompts(clip, _tokenize(texts, clip))))
+        self.text_tower_dropped = bool(encoded)
         self.clip.requires_grad_(False)
         self.clip.eval()
         if not pos_embedding:
@@ -149,10 +157,13 @@ class UniQA(nn.Module):
         self.register_buffer("mean", torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1), persistent=False)
 
-        texts = [p for group in prompts for p in PROMPT_GROUPS[group]]
-        tokens = open_clip.tokenize(texts, context_length=self.clip.context_length)  # (G*5, 77)
-        self.register_buffer("prompt_tokens", tokens, persistent=False)
-        self.refresh_text_features()
+        self.register_buffer("prompt_tokens", _tokenize(texts, self.clip), persistent=False)
+        if encoded:  # built without its text tower
+            self.head.text_features, self.head.logit_scale = encoded[0]
+        else:
+            self.refresh_text_features()
+            if not keep_text_tower:  # an in-memory clip_model
+                self.drop_text_tower()
 
     @staticmethod
     def _check_options(prompts: List[str], score_levels: Sequence[float], test_crop: str,
@@ -218,9 +229,7 @@ class UniQA(nn.Module):
         if self.text_tower_dropped:
             raise RuntimeError("The text tower was dropped (drop_text_tower); the cached prompt "
                                "embeddings cannot be recomputed. Rebuild the model.")
-        feats = self.clip.encode_text(self.prompt_tokens)  # (G*5, D)
-        self.head.text_features = F.normalize(feats.float(), dim=-1)
-        self.head.logit_scale = self.clip.logit_scale.detach().float().clone()
+        self.head.text_features, self.head.logit_scale = _encode_prompts(self.clip, self.prompt_tokens)
 
     def drop_text_tower(self) -> None:
         """Free the frozen text tower (~63M parameters) for inference.
@@ -228,10 +237,7 @@ class UniQA(nn.Module):
         The scores only need the prompt embeddings, already cached in ``text_features``; afterwards
         ``clip.encode_text`` and ``refresh_text_features`` are unavailable.
         """
-        for name in ("transformer", "token_embedding", "ln_final"):
-            setattr(self.clip, name, None)  # registered submodules may be set to None
-        for name in ("positional_embedding", "text_projection", "attn_mask"):
-            setattr(self.clip, name, None)
+        drop_text_tower(self.clip)
         self.text_tower_dropped = True
 
     def train(self, mode: bool = True) -> "UniQA":
@@ -372,6 +378,19 @@ def _check_clip_model(clip_model: Any, sample_size: int) -> nn.Module:
         raise ConfigError(f"sample_size={sample_size} differs from the input size {size} of the given "
                           f"clip_model; pass sample_size={size}")
     return clip_model
+
+
+def _tokenize(texts: Sequence[str], clip: nn.Module) -> torch.Tensor:
+    """Token ids (len(texts), context_length) of the prompts for ``clip``'s text tower."""
+    return open_clip.tokenize(list(texts), context_length=clip.context_length)
+
+
+@torch.no_grad()
+def _encode_prompts(clip: nn.Module, tokens: torch.Tensor) -> Tuple[torch.Tensor, torch.Tensor]:
+    """What the head keeps of the frozen CLIP: unit-norm prompt embeddings (G*5, D) float32 and the
+    logit scale (a float32 scalar, a copy)."""
+    feats = clip.encode_text(tokens)  # (G*5, D)
+    return F.normalize(feats.float(), dim=-1), clip.logit_scale.detach().float().clone()
 
 
 def _as_dtype(dtype: Optional[Union[str, torch.dtype]]) -> Optional[torch.dtype]:

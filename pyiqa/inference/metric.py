@@ -2,7 +2,8 @@
 
 The returned ``InferenceMetric`` takes paths, PIL images, numpy arrays or tensors and returns one
 float score per image (higher = better). Crops of a batch of images go through the frozen CLIP in one
-forward pass; the prompt embeddings are computed once and the text tower is then freed.
+forward pass; the prompt embeddings are computed once, by the text tower alone, which is freed before
+the image tower is loaded (the peak memory of a build is about one tower, not both).
 """
 from __future__ import annotations
 
@@ -34,7 +35,10 @@ LOSS_REDUCTIONS = ("mean", "sum", "none")
 # other values (the rest are either runtime choices or shapes that load_trainable_state_dict checks).
 STRUCTURAL_OPTIONS = ("prompts", "use_adapter", "learnable_levels", "sample_size", "pos_embedding",
                       "drop_pos_embedding")
-DEFAULT_BATCH = {"cpu": 4, "cuda": 32}  # images per forward pass (x 10 crops each)
+# Images per forward pass (x 10 crops each). On the CPU the activations of a ViT-B/16 forward take
+# ~100 MB per image in bf16 (more with the allocator's slack): 2 keeps scoring a folder within ~+600 MB
+# of the imports in bf16 (scripts/benchmark_memory.py; 4 reached +710 MB) at the same speed per image.
+DEFAULT_BATCH = {"cpu": 2, "cuda": 32}
 
 
 def get_card(name: str) -> ModelCard:
@@ -97,7 +101,7 @@ class InferenceMetric(nn.Module):
     @property
     def batch_size(self) -> int:
         """Images per forward pass (their crops are batched together)."""
-        return self._batch_size or DEFAULT_BATCH.get(self.device.type, 4)
+        return self._batch_size or DEFAULT_BATCH.get(self.device.type, DEFAULT_BATCH["cpu"])
 
     def train(self, mode: bool = True) -> "InferenceMetric":
         """The network always stays in eval mode: a metric scores with its test crops."""
@@ -242,7 +246,7 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
         check_input_range: refuse float tensors outside [0, 1] (always off with ``as_loss``).
         metric_mode: accepted for IQA-PyTorch's callers; must be the card's ('NR').
         max_side: longer image side bound; larger images are downscaled first (None: no bound).
-        batch_size: images per forward pass (default 4 on CPU, 32 on CUDA).
+        batch_size: images per forward pass (default 2 on CPU, 32 on CUDA: ``DEFAULT_BATCH``).
         loss_weight, loss_reduction: scaling (None: 1) and reduction ('mean', 'sum', 'none') with
             as_loss.
 
@@ -266,8 +270,10 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
     adapter = weights.read_adapter_checkpoint(adapter_path, card) if adapter_path else None
 
     # the adapter's own stored options (e.g. its sample_size) rebuild its model; the card fills gaps
+    # keep_text_tower=False: the prompts are embedded by the text tower alone, freed before the
+    # image tower is loaded (peak memory about one tower, not both); scoring never needs it again
     options = dict(weights.model_options(card, adapter), test_crop=crops, num_crops=num_crops,
-                   crop_seed=crop_seed)
+                   crop_seed=crop_seed, keep_text_tower=False)
     try:
         net = UniQA(backbone=backbone_path, backbone_dtype=precision, **options)
     except CheckpointError as err:
@@ -282,7 +288,6 @@ def create_metric(name: str, as_loss: bool = False, device: Optional[Union[str, 
             net.load_trainable_state_dict(adapter.params, strict=True)
         except CheckpointError as err:
             raise CheckpointError(f"Adapter '{adapter_path}' of '{name}': {err}") from err
-    net.drop_text_tower()  # prompt embeddings are cached; scoring never needs the text tower again
     net.requires_grad_(False)
     net.eval().to(dev)
     logger.info("Created metric '%s' on %s (%s): backbone %s%s", name, dev, precision, backbone_path,

@@ -198,3 +198,49 @@ def test_adopted_weights_do_not_depend_on_the_file(tmp_path):
     for name, value in model.named_parameters():
         if name in before:
             assert torch.equal(value, before[name]), name
+
+
+@pytest.mark.parametrize("backbone", ["file", "random-tiny"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_text_tower_first_build_equals_the_whole_build(tiny_path, monkeypatch, backbone, dtype):
+    """``encode_prompts`` sees the text tower before the image tower is loaded (from a file: still on
+    the meta device), and gets the embeddings of the whole model; the CLIP returned has no text tower
+    and the same image tower. 40 kB passes force many re-mappings in both phases."""
+    import open_clip
+
+    from pyiqa.archs import clip_backbone
+    monkeypatch.setattr(clip_backbone, "PASS_BYTES", 40_000)
+    source = str(tiny_path) if backbone == "file" else backbone
+    tokens = open_clip.tokenize(["bad image", "perfect image"])
+    whole = build_clip(source, visual_dtype=dtype)
+    seen = {}
+
+    def encode(model):
+        seen["visual_loaded"] = not model.visual.conv1.weight.is_meta
+        with torch.no_grad():
+            seen["text"] = model.encode_text(tokens)
+
+    first = build_clip(source, visual_dtype=dtype, encode_prompts=encode)
+    assert seen["visual_loaded"] == (backbone != "file")  # random weights are made whole
+    with torch.no_grad():
+        assert torch.equal(seen["text"], whole.encode_text(tokens))
+    assert first.transformer is None and first.token_embedding is None and first.attn_mask is None
+    assert not first.training
+    params = dict(whole.named_parameters())
+    assert sorted(n for n, _ in first.named_parameters()) == sorted(
+        n for n in params if n.startswith("visual.") or n == "logit_scale")
+    for name, value in first.named_parameters():
+        assert value.dtype == params[name].dtype and torch.equal(value, params[name]), name
+    image = torch.rand(2, 3, 224, 224, generator=torch.Generator().manual_seed(0)).to(dtype)
+    with torch.no_grad():
+        assert torch.equal(first.encode_image(image), whole.encode_image(image))
+
+
+def test_text_tower_first_build_checks_the_text_tower(tmp_path, raw):
+    """A file lacking a text-tower tensor fails before the prompts are encoded, naming the tensor."""
+    path = tmp_path / "no_text_block.pt"
+    torch.save({k: v for k, v in raw.items() if k != "transformer.resblocks.1.ln_2.weight"}, path)
+    calls = []
+    with pytest.raises(CheckpointError, match=r"transformer\.resblocks\.1\.ln_2\.weight.*not initialised"):
+        build_clip(path, visual_dtype=torch.float32, encode_prompts=calls.append)
+    assert not calls

@@ -305,3 +305,26 @@ def test_forward_is_forward_head_of_forward_features(tiny_path):
     for bad, counts in [(torch.rand(4), None), (torch.rand(2, 4, 64), [4, 4]), (torch.rand(5, 64), [2, 2])]:
         with pytest.raises(ValueError, match="forward_head"):
             model.forward_head(bad, counts)
+
+
+@pytest.mark.parametrize("dtype", [None, "bf16"])
+def test_scoring_only_build_equals_build_then_drop(tiny_path, dtype):
+    """keep_text_tower=False embeds the prompts before the image tower exists and frees the text
+    tower: the same prompt embeddings, logit scale and scores as building whole and then dropping."""
+    options = dict(backbone=str(tiny_path), prompts=["quality", "noise"], use_adapter=False,
+                   learnable_levels=False, backbone_dtype=dtype, test_crop="five")
+    old = UniQA(**options).eval()
+    old.drop_text_tower()
+    new = UniQA(**options, keep_text_tower=False).eval()
+    assert new.text_tower_dropped and new.clip.transformer is None and new.clip.token_embedding is None
+    assert "keep_text_tower" not in new.arch_options
+    assert torch.equal(new.text_features, old.text_features)
+    assert torch.equal(new.head.logit_scale, old.head.logit_scale)
+    img = torch.rand(2, 3, 256, 240, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        assert torch.equal(new(img), old(img))
+    with pytest.raises(RuntimeError, match="text tower was dropped"):
+        new.refresh_text_features()
+    in_memory = dict(options, backbone="in memory", clip_model=UniQA(**options).clip, keep_text_tower=False)
+    given = UniQA(**{k: v for k, v in in_memory.items() if k != "backbone_dtype"})
+    assert given.clip.transformer is None and torch.equal(given.text_features, old.text_features)

@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
                    help="precision of the frozen CLIP (default auto: bf16 where it is fast, else fp32)")
     p.add_argument("--batch-size", type=int, default=None,
-                   help="images per forward pass, 10 crops each (default 4 on CPU, 32 on CUDA)")
+                   help="images per forward pass, 10 crops each (default 2 on CPU, 32 on CUDA)")
     p.add_argument("--workers", type=int, default=None,
                    help="image-decoding processes (default: one per core beyond the first, at most 4)")
     p.add_argument("--limit", type=int, default=None, metavar="N",
