@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import re
 import resource
 import statistics
 import subprocess
@@ -38,17 +37,8 @@ from typing import Any, Dict, List, Optional
 TARGET_BUILD_MB = 350  # bf16
 TARGET_FOLDER_MB = 600  # bf16
 
-
-def peak_rss_mb() -> float:
-    """This process's peak RSS so far (VmHWM), MB. Not ``ru_maxrss``: Linux carries that over fork and
-    exec from the parent, so a child would start at the peak of the process that wrote the backbone."""
-    try:
-        match = re.search(r"VmHWM:\s+(\d+)", Path("/proc/self/status").read_text())
-    except OSError:
-        match = None
-    if match:
-        return int(match.group(1)) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchmark_inference import peak_rss_mb  # noqa: E402  (VmHWM: this process's own peak)
 
 
 # ------------------------------------------------------------------------------------ children
