@@ -10,6 +10,9 @@ python scripts/benchmark_train_clip.py --model vit-b-16 --batch 256 --precision 
     --workers 8 --image-size 256
 # 2. adapter training: standard loop vs the feature cache (time per epoch, end to end, test SRCC)
 python scripts/benchmark_training.py --work /tmp/gpu_bench_training --epochs 20 --synthetic-images 400 --json /tmp/gpu_training.json
+# 2b. the cached step alone, eager and with train.compile (torch.compile reduce-overhead: CUDA graphs), ViT-B/16
+#     dimensions: ms per step and epoch speed-up over the standard loop, after a warm-up epoch
+python scripts/benchmark_cached_step.py --backbone random --epochs 20 --precision bf16
 # 3. scoring: the one-CSV command vs folder mode (1 and 2 processes), then batches 32/64/128 in bf16 and fp16
 #    against the release-equivalent loop
 python scripts/benchmark_scoring.py --images 256 --precision bf16

@@ -27,6 +27,11 @@ def build_dataset(opt: Dict[str, Any], phase: str, where: str) -> Dataset:
             error messages name it.
     """
     dataset_opt, _ = split_options(opt) if isinstance(opt, dict) else (opt, {})
+    given = dataset_opt.get("phase", phase) if isinstance(dataset_opt, dict) else phase
+    if given != phase:  # pyiqa writes the section's phase over it; silently reading other rows would mislead
+        raise ConfigError(f"'{where}.phase: {given}': a section's phase comes from its name ({where} is a "
+                          f"{phase} section); to read the split's {given!r} rows write override_phase: {given}, "
+                          "or drop the key")
     return DATASET_REGISTRY.build(dataset_opt, where, phase=phase)
 
 

@@ -15,12 +15,13 @@ from __future__ import annotations
 import dataclasses
 import inspect
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from ..data.feature_cache import DEFAULT_VIEWS, check_cacheable_crop
 from ..data.loader_options import LoaderOptions, loader_options
 from ..losses import build_loss
 from ..metrics import DEFAULT_METRICS, lower_is_better
+from ..models.compiled_step import check_compile
 from ..models.optim import check_optimizer_options, check_scheduler_options
 from ..utils.errors import ConfigError
 from ..utils.option_fields import REQUIRED, markdown_rows, option, parse_section, to_plain
@@ -139,6 +140,9 @@ class TrainOptions:
                                             shown_default=f"`{DEFAULT_VIEWS}` with the feature cache")
     feature_cache_dir: Optional[str] = option(None, "where the cache is kept", check=_folder,
                                               shown_default="`<--root>/feature_cache`")
+    compile: Union[bool, str] = option(False, "compile the score head's step with `torch.compile` (`true`: "
+                                       "`reduce-overhead`, i.e. CUDA graphs, on a GPU; or a torch.compile mode); "
+                                       "for the launch-bound cached step on GPUs", check=check_compile)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

@@ -18,6 +18,7 @@ from ..utils.checkpoint import load_checkpoint
 from ..utils.errors import CheckpointError
 from ..utils.precision import resolve_precision, weight_dtype
 from ..version import __version__
+from .compiled_step import compiled
 from .optim import build_optimizer, build_scheduler, warmed_up, warmup_factor
 from .predict import predict
 
@@ -76,6 +77,7 @@ class IQAModel:
         self.optimizer = build_optimizer(named, tr.optim)
         self.scheduler = build_scheduler(self.optimizer, tr.scheduler)
         self.warmup_iter = tr.warmup_iter
+        self.loss_terms = compiled(self._loss_terms, tr.compile, device)  # train.compile: fused, CUDA graphs
         self.grad_clip_norm = tr.grad_clip_norm
         n_train = sum(p.numel() for p in trainable)
         n_all = sum(p.numel() for p in self.net.parameters())
@@ -108,10 +110,7 @@ class IQAModel:
         if not self.net.training:
             self.net.train()
         mos = batch["mos_label"].to(self.device, non_blocking=True).float()
-        pred = self.train_head(batch["feat"].to(self.device, non_blocking=True))  # (B, 1)
-        terms = {"l_mos": self.loss(pred, mos)}
-        if self.metric_loss is not None:
-            terms["l_metric"] = self.metric_loss(pred, mos)
+        terms = self.loss_terms(batch["feat"].to(self.device, non_blocking=True), mos)
         loss = sum(terms.values())
         values = torch.stack([v.detach().float() for v in terms.values()] + [loss.detach().float()]).tolist()
         logged = {**dict(zip(terms, values)), "l_total": values[-1]}  # one host sync per step
@@ -129,6 +128,14 @@ class IQAModel:
         if step_scheduler:
             self.scheduler.step()
         return logged
+
+    def _loss_terms(self, feat: torch.Tensor, mos: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """The loss terms of the head's scores of ``feat`` (B, D) against ``mos`` (B, 1)."""
+        pred = self.train_head(feat)  # (B, 1)
+        terms = {"l_mos": self.loss(pred, mos)}
+        if self.metric_loss is not None:
+            terms["l_metric"] = self.metric_loss(pred, mos)
+        return terms
 
     def current_lr(self) -> float:
         """The learning rate the last step used (warm-up included); the first parameter group's when
