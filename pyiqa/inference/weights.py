@@ -36,8 +36,9 @@ logger = logging.getLogger(__name__)
 PathLike = Union[str, Path]
 ADAPTER_KEYS = ("adapter.fc.0.weight", "adapter.fc.2.weight", "score_level")
 # UniQA options a checkpoint stores that are choices of the run using it, never taken from the file:
-# the backbone file is the one resolved now; the test crops are create_metric's arguments.
-RUNTIME_OPTIONS = ("backbone", "test_crop", "num_crops", "crop_seed")
+# the backbone file is the one resolved now; the test crops are create_metric's arguments; whether the
+# text tower is kept is how the metric is built (scoring frees it).
+RUNTIME_OPTIONS = ("backbone", "test_crop", "num_crops", "crop_seed", "keep_text_tower")
 
 
 def _looked_in(file_name: str) -> str:

@@ -44,6 +44,23 @@ def test_stored_sample_size_rebuilds_the_model(backbone_file, tmp_path):
     assert metric(torch.rand(1, 3, 300, 280)).shape == (1,)
 
 
+def test_a_stored_keep_text_tower_is_a_runtime_choice_not_the_files(backbone_file, tmp_path):
+    """A checkpoint whose arch (written by hand or by another tool) says keep_text_tower: true: the
+    option is not the model's (the stored options leave it out) and the metric still frees the tower."""
+    from pyiqa.archs.uniqa_arch import MODEL_CARDS
+    from pyiqa.inference import weights
+    ckpt = tmp_path / "kept.pth"
+    arch = write_trained(ckpt, backbone_file)
+    saved = torch.load(ckpt, weights_only=True)
+    torch.save({**saved, "arch": {**arch, "keep_text_tower": True}}, ckpt)
+    card = MODEL_CARDS["uniqa-koniq"]
+    stored = weights.model_options(card, weights.read_adapter_checkpoint(ckpt, card))
+    assert "keep_text_tower" not in stored and stored["prompts"] == ["quality"]
+    metric = pyiqa.create_metric("uniqa-koniq", backbone=backbone_file, pretrained_model_path=ckpt)
+    assert metric.net.text_tower_dropped and metric.net.clip.transformer is None
+    assert metric(torch.rand(1, 3, 240, 256)).shape == (1,)
+
+
 def test_stored_options_the_card_does_not_declare_are_used(backbone_file, tmp_path):
     ckpt = tmp_path / "fixed.pth"
     write_trained(ckpt, backbone_file, learnable_levels=False, score_levels=[1, 2, 3, 4, 5])
