@@ -83,3 +83,14 @@ def test_a_config_cannot_set_where(val_koniq):
         build_dataset({**val_koniq, "where": "datasets.val"}, "val", "datasets.val_koniq")
     with pytest.raises(ConfigError, match=r"Valid keys: \[(?!.*'where').*\]"):
         build_dataset({**val_koniq, "were": 1}, "val", "datasets.val_koniq")
+
+
+def test_a_phase_key_that_contradicts_the_section_is_refused(val_koniq):
+    """pyiqa sets every section's phase from its name, over any ``phase:`` written in it; a val section
+    saying ``phase: test`` would silently read the val rows. The key saying the same is pyiqa's own saved
+    options, accepted; another phase is refused, pointing to override_phase."""
+    assert len(build_dataset({**val_koniq, "phase": "val"}, "val", "datasets.val_koniq")) == 5
+    with pytest.raises(ConfigError, match=r"'datasets.val_koniq.phase: test': a section's phase comes from its "
+                                          r"name .* write override_phase: test"):
+        build_dataset({**val_koniq, "phase": "test"}, "val", "datasets.val_koniq")
+    assert len(build_dataset({**val_koniq, "override_phase": "test"}, "val", "datasets.val_koniq")) == 7  # 2 = test
