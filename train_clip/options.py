@@ -248,8 +248,7 @@ def _check_train(train: Dict[str, Any]) -> None:
     for key in ("total_steps", "epochs"):
         if train.get(key) is not None:
             check_int(train[key], f"train.{key}", 1, integral_floats=False)
-    warmup = check_int(train.get("warmup_steps", DEFAULTS["warmup_steps"]), "train.warmup_steps", 0,
-                       integral_floats=False)
+    check_int(train.get("warmup_steps", DEFAULTS["warmup_steps"]), "train.warmup_steps", 0, integral_floats=False)
     lr = check_float(train["lr"], "train.lr", 0, MAX_LR, min_open=True, hint="the peak learning rate, e.g. 1e-5")
     min_lr = check_float(train.get("min_lr", DEFAULTS["min_lr"]), "train.min_lr", 0, MAX_LR,
                          hint="the learning rate the cosine schedule ends at")
