@@ -211,10 +211,14 @@ def validation_part(datasets: Dict[str, Any], split: int) -> Tuple[str, str]:
 
 
 def add_test_section(datasets: Dict[str, Any]) -> bool:
-    """Add ``datasets.test`` as the val section's test part when the config has none; True if added.
+    """Add ``datasets.test`` as the val section's test part when the config has none and the val
+    section's split has test rows (a train/val-only split has none to read); True if added.
 
     The honest protocol needs it: net_best.pth is scored on every ``test*`` section at the end."""
     if "test" in datasets:
+        return False
+    split, _ = section_split(datasets["val"], "datasets.val")
+    if split is None or not split.get("test"):
         return False
     test = copy.deepcopy(datasets["val"])
     test.pop("override_phase", None)

@@ -156,6 +156,9 @@ def make_plan(args: SplitRunArgs) -> Plan:
         val_part, note = validation_part(derived["datasets"], split)
         if val_part == "val" and add_test_section(derived["datasets"]):
             logger.info("%s: added datasets.test (the test part of split %d) for the honest protocol", run, split)
+        elif val_part == "val" and not any(k.startswith("test") for k in derived["datasets"]):
+            logger.warning("%s: split %d has no test part and the config no datasets.test: nothing is tested "
+                           "(use a split with train/val/test parts, e.g. split_ratio: 712)", run, split)
         jobs.append(Job(split, run, derived, out_dir / "configs" / f"{run}.yml",
                         Path(args.root) / "experiments" / run, out_dir / "logs" / f"{run}.log", val_part, note))
     for job in jobs:

@@ -147,6 +147,13 @@ def test_release_config_has_no_honest_protocol_and_prompt_variants_get_their_own
     job = make_plan(SplitRunArgs(**{**vars(args), "opt": str(write_yaml(yml, opt)), "force_yml": []})).jobs[1]
     assert (job.name, job.val_part, job.honest_note) == ("UniQA_Demo_split3", "val", "")
     assert job.options["datasets"]["test"] == job.options["datasets"]["val"]  # phase 'test': split 3's test part
+    # a train/val-only split file: honest validation, but no test rows, so no test section that reads none
+    (tmp_path / "demo_trainval.pkl").write_bytes(pickle.dumps({k: {p: v[p] for p in ("train", "val")}
+                                                               for k, v in splits.items()}))
+    for section in ("train", "val"):
+        opt["datasets"][section]["split_file"] = str(tmp_path / "demo_trainval.pkl")
+    job = make_plan(SplitRunArgs(**{**vars(args), "opt": str(write_yaml(yml, opt)), "force_yml": []})).jobs[1]
+    assert job.val_part == "val" and "test" not in job.options["datasets"]
 
     # a 70/10/20 val section, but a test section over every row: they overlap, so no honest protocol
     datasets = {"val": {"type": "DemoIQADataset", "dataroot_target": str(demo_data["root"]), "split_index": 1,
