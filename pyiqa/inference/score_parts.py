@@ -3,7 +3,9 @@
 ``OUT/manifest.json`` records what the scores mean (metrics, the sha256 of every weight file, precision,
 crop protocol, image size bound, the inputs' fingerprint, rows per part, format); ``OUT/parts/`` holds
 ``part-<unit>.csv`` (or ``.parquet``), each written atomically once its unit is scored, so a part exists
-complete or not at all; ``OUT/scores.csv`` (``.parquet``) is the merge: every part's rows sorted by key.
+complete or not at all, its rows sorted by key; ``OUT/scores.csv`` (``.parquet``) is the merge: every
+part's rows sorted by key, streamed through a k-way merge (memory and open files stay bounded however
+many rows and parts there are; many parts merge in passes through temporary runs).
 
 Resuming (``--resume``) keeps every finished part and redoes the others: a SIGKILL at any moment loses at
 most the part in progress on each process, never duplicates or drops a row. A manifest that differs
@@ -12,27 +14,33 @@ naming each difference.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Optional, Sequence, Tuple
 
-from ..utils.atomic import atomic_write, write_bytes
+from ..utils.atomic import write_bytes
 from ..utils.bounded_read import read_bounded
 from ..utils.errors import DataError, OutputError
-from .collection import Collection, ImageRef
+from .part_tables import (MERGED_GROUP_ROWS, Row, TableSource, UnsortedPart, common_columns, merge_into, row_key,
+                          run_suffix, sorted_part, write_table)
+
+if TYPE_CHECKING:  # hints only: `pyiqa merge-scores` then needs no torch (collection imports the readers)
+    from .collection import Collection, ImageRef
 
 MANIFEST_VERSION = 1
 #: Recorded for people, not compared: the same inputs may be named from another folder on resume.
 INFORMATIONAL = {("inputs", "target")}
 FORMATS = ("csv", "parquet")
 MAX_MANIFEST_BYTES = 1 << 20
-MAX_PART_BYTES = 1 << 30
+#: The most files one merge pass reads at once; more parts are merged in passes through temporary runs.
+MERGE_FAN_IN = 128
 _hash_cache: Dict[Tuple[str, int, int], str] = {}
+
 
 
 def file_sha256(path: str) -> str:
@@ -169,74 +177,87 @@ class ScoreFolder:
 
     def write_part(self, index: int, key_column: str, metrics: Sequence[str],
                    rows: Iterable[Tuple[ImageRef, Optional[List[float]], Optional[str]]]) -> int:
-        """Write one unit's rows atomically; returns how many could not be read."""
+        """Write one unit's rows atomically, sorted by key (the merge streams sorted parts); returns how
+        many could not be read."""
         columns = [key_column, *metrics, "error"]
-        records = [[ref.key, *(row if row is not None else [None] * len(metrics)), reason or ""]
-                   for ref, row, reason in rows]
-        _write_table(self.part_path(index), columns, records, self.format)
-        return sum(1 for r in records if r[-1])
+        empty = [None] * len(metrics)
+        if self.format == "csv":
+            records: List[Row] = [[ref.key, *("" if v is None else f"{v:.6f}" for v in
+                                              (row if row is not None else empty)), reason or ""]
+                                  for ref, row, reason in rows]
+        else:
+            records = [[ref.key, *(row if row is not None else empty), reason or ""] for ref, row, reason in rows]
+        records.sort(key=row_key)
+        return write_table(self.part_path(index), columns, records, self.format)[1]
 
     # ------------------------------------------------------------------------------ merge
-    def merge(self, units: int) -> Tuple[Path, int, int]:
+    def merge(self, units: int, fan_in: Optional[int] = None) -> Tuple[Path, int, int]:
         """Every part's rows, sorted by key, into ``scores.<format>``; returns (path, rows, error rows).
+
+        A k-way merge streams the sorted parts into the merged file, so memory does not grow with the
+        rows; more than ``fan_in`` (default :data:`MERGE_FAN_IN`) parts are merged in passes through
+        temporary runs in ``parts/.merge-*.tmp/``, removed afterwards. Equal keys keep part order.
 
         Raises:
             DataError: parts are missing (a process died: rerun with ``--resume``), or a part is unreadable.
+            OutputError: the merged file or a temporary run cannot be written.
         """
         missing = [i for i in range(units) if not self.finished(i)]
         if missing:
             raise DataError(f"{self.root}: {len(missing)} of {units} parts are missing (e.g. "
                             f"{self.part_path(missing[0]).name}); rerun the same command with --resume to score "
                             "them, then merge")
-        columns: Optional[List[str]] = None
-        records: List[List[Any]] = []
-        for i in range(units):
-            cols, rows = _read_table(self.part_path(i), self.format)
-            if columns is not None and cols != columns:
-                raise DataError(f"{self.part_path(i)} has columns {cols}, the other parts {columns}")
-            columns = cols
-            records.extend(rows)
-        records.sort(key=lambda r: str(r[0]))
-        _write_table(self.merged, columns or [], records, self.format)
-        return self.merged, len(records), sum(1 for r in records if r[-1])
+        parts = [self.part_path(i) for i in range(units)]
+        columns = common_columns(parts, self.format)
+        fan_in = max(2, fan_in or MERGE_FAN_IN)
+        for leftover in self.parts.glob(".merge-*.tmp"):  # runs of a merge that was killed
+            shutil.rmtree(leftover, ignore_errors=True)
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=".merge-", suffix=".tmp", dir=self.parts))
+        except OSError as err:
+            raise OutputError(f"Cannot write in {self.parts}: {err.strerror or err}") from err
+        try:
+            try:
+                sources = [TableSource(p) for p in parts]
+                return self._merge_sources(sources, columns, tmp, fan_in)
+            except UnsortedPart:  # parts written by a version that did not sort them: sort each one first
+                for run in tmp.iterdir():
+                    run.unlink()
+                sources = [sorted_part(p, columns, self.format, tmp) for p in parts]
+                return self._merge_sources(sources, columns, tmp, fan_in)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
-
-def _write_table(path: Path, columns: List[str], records: List[List[Any]], fmt: str) -> None:
-    try:
-        if fmt == "csv":
-            def write(f: Any) -> None:
-                text = io.TextIOWrapper(f, encoding="utf-8", newline="")
-                out = csv.writer(text)
-                out.writerow(columns)
-                for r in records:
-                    out.writerow([r[0], *("" if v is None else f"{v:.6f}" for v in r[1:-1]), r[-1]])
-                text.flush()
-                text.detach()
-            atomic_write(path, write)
-        else:
-            import pandas as pd
-            frame = pd.DataFrame(records, columns=columns)
-            atomic_write(path, lambda f: frame.to_parquet(f, index=False))
-    except OSError as err:
-        raise OutputError(f"Cannot write {path}: {err.strerror or err}") from err
-
-
-def _read_table(path: Path, fmt: str) -> Tuple[List[str], List[List[Any]]]:
-    if fmt == "csv":
-        text = read_bounded(path, MAX_PART_BYTES, "part file").decode("utf-8")
-        rows = list(csv.reader(io.StringIO(text, newline="")))
-        if not rows:
-            raise DataError(f"{path} is empty: delete it and rerun with --resume")
-        columns, body = rows[0], rows[1:]
-        return columns, [[r[0], *(float(v) if v else None for v in r[1:-1]), r[-1]] for r in body]
-    import pandas as pd
-    frame = pd.read_parquet(path)
-    return [str(c) for c in frame.columns], frame.astype(object).where(frame.notna(), None).values.tolist()
+    def _merge_sources(self, sources: List["TableSource"], columns: List[str], tmp: Path,
+                       fan_in: int) -> Tuple[Path, int, int]:
+        """Merge runs of consecutive sources until ``fan_in`` remain (runs replace their sources in place,
+        so ties keep part order; only as many as needed, so fewer rows are written twice), then the rest
+        into the merged file."""
+        runs = 0
+        while len(sources) > fan_in:
+            excess, merged, i = len(sources) - fan_in, [], 0
+            while i < len(sources):
+                take = min(fan_in, excess + 1, len(sources) - i)
+                if take == 1:
+                    merged.append(sources[i])
+                else:
+                    runs += 1
+                    run = tmp / f"run-{runs:06d}.{run_suffix(self.format)}"
+                    merge_into(run, sources[i:i + take], columns, self.format, run=True)
+                    for done in sources[i:i + take]:
+                        if done.path.parent == tmp:
+                            done.path.unlink()
+                    merged.append(TableSource(run, part=False))
+                    excess -= take - 1
+                i += take
+            sources = merged
+        _, rows, errors = merge_into(self.merged, sources, columns, self.format, MERGED_GROUP_ROWS)
+        return self.merged, rows, errors
 
 
 def parquet_available() -> bool:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow  # noqa: F401  (only whether it imports)
     except ImportError:
         return False
     return True

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import BinaryIO, Optional
 
 from .errors import DataError
 
@@ -17,6 +18,39 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"), (sta
 
 def _kind(mode: int) -> str:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
+
+
+def _open_regular_fd(path: Path, what: str) -> int:
+    """A descriptor of ``path`` opened for reading, refused unless it is a regular file (checked on the
+    open file; O_NONBLOCK: opening a FIFO never waits for a writer)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as e:
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
+    try:
+        mode = os.fstat(fd).st_mode
+    except OSError as e:
+        os.close(fd)
+        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise DataError(f"{path}: the {what} is {_kind(mode)}, not a regular file")
+    return fd
+
+
+def open_regular(path: str | Path, what: str = "file", limit: Optional[int] = None) -> BinaryIO:
+    """``path`` opened for streaming: a regular file (links followed) whose size is at most ``limit``.
+
+    Raises:
+        DataError: naming the file when it cannot be opened, is not a regular file or is too large.
+    """
+    path = Path(path)
+    fd = _open_regular_fd(path, what)
+    size = os.fstat(fd).st_size
+    if limit is not None and size > limit:
+        os.close(fd)
+        raise DataError(f"{path}: the {what} is larger than the {_human(limit)} cap for it; is it the right file?")
+    return os.fdopen(fd, "rb")
 
 
 def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
@@ -32,14 +66,8 @@ def read_bounded(path: str | Path, limit: int, what: str = "file") -> bytes:
             ``limit``. (O_NONBLOCK: opening a FIFO never waits for a writer; fstat then refuses it.)
     """
     path = Path(path)
+    fd = _open_regular_fd(path, what)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise DataError(f"{path}: cannot be read ({e.strerror or e})") from e
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            raise DataError(f"{path}: the {what} is {_kind(mode)}, not a regular file")
         chunks, size = [], 0
         while size <= limit:
             block = os.read(fd, min(1 << 20, limit + 1 - size))
