@@ -195,7 +195,7 @@ def sorted_part(path: Path, columns: List[str], fmt: str, tmp: Path) -> TableSou
 
 
 def merge_into(path: Path, sources: Sequence[TableSource], columns: List[str], fmt: str,
-                group_rows: int = PART_GROUP_ROWS, run: bool = False) -> Tuple[Path, int, int]:
+               group_rows: int = PART_GROUP_ROWS, run: bool = False) -> Tuple[Path, int, int]:
     """Stream the k-way merge of ``sources`` (each sorted; ties in source order) into ``path``."""
     with contextlib.ExitStack() as stack:
         readers = []
