@@ -249,9 +249,12 @@ def _retry_after(exc: Exception) -> Optional[float]:
     return None
 
 
+DEADLINE_MARGIN_S = 10.0  # added to twice --timeout: what a slow but live server may need beyond reads
+
+
 def reply_deadline(s: "DescribeSettings") -> float:
-    """Seconds a whole request may take: twice ``--timeout`` (which bounds each read) plus 10."""
-    return 2 * s.timeout + 10
+    """Seconds a whole request may take: twice ``--timeout`` (which bounds each read) plus a margin."""
+    return 2 * s.timeout + DEADLINE_MARGIN_S
 
 
 def _classify(exc: Exception) -> Tuple[str, bool, str]:
@@ -260,7 +263,8 @@ def _classify(exc: Exception) -> Tuple[str, bool, str]:
     if isinstance(exc, OversizedReply):
         return "oversized", True, str(exc)
     if isinstance(exc, asyncio.TimeoutError):  # reply_deadline passed
-        return "timeout", True, "no complete reply within the request deadline (2 x --timeout + 10 s)"
+        return "timeout", True, (f"no complete reply within the request deadline (2 x --timeout + "
+                                 f"{DEADLINE_MARGIN_S:g} s)")
     if isinstance(exc, openai.APITimeoutError):
         return "timeout", True, "timed out"
     if isinstance(exc, openai.APIConnectionError):
