@@ -1,6 +1,7 @@
 """Reading a small user file without trusting it: only a regular file (a link to one is fine), and never
 more than a stated cap, so a link to ``/dev/zero``, a FIFO or a huge file is one clear error instead of
-a process that reads until the kernel kills it (or blocks forever on an open)."""
+a process that reads until the kernel kills it (or blocks forever on an open). ``read_bounded`` reads a
+small file whole; ``open_regular`` opens a large one (a part file of a scoring run) for streaming."""
 from __future__ import annotations
 
 import os
